@@ -1,0 +1,160 @@
+package volume
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Attribute keys accepted in PV volumeAttributes, StorageClass parameters and
+// inline volumeAttributes.
+const (
+	AttrImage    = "image"
+	AttrDigest   = "digest"
+	AttrMount    = "mount"
+	AttrWritable = "writable"
+
+	// AttrEphemeral is set by the kubelet for CSI inline volumes.
+	AttrEphemeral = "csi.storage.k8s.io/ephemeral"
+	// kubeletPrefix marks keys the kubelet and external-provisioner add
+	// (pod info, pv/pvc names, fstype); they are accepted and ignored.
+	kubeletPrefix = "csi.storage.k8s.io/"
+)
+
+// MountMode selects how the shared image mount is made.
+type MountMode string
+
+const (
+	MountAuto   MountMode = "auto"
+	MountKernel MountMode = "kernel"
+	MountFUSE   MountMode = "fuse"
+)
+
+// Attributes are the parsed, validated volume attributes.
+type Attributes struct {
+	Image     string // source URI: file:///abs/path or https://...
+	Digest    string // "sha256:<hex>", empty when not given (file sources only)
+	Mount     MountMode
+	Writable  bool
+	Ephemeral bool
+}
+
+var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// Parse validates attrs. Every problem is reported at once in an *AttrError
+// so a user fixes a StorageClass in one round.
+func Parse(attrs map[string]string) (Attributes, error) {
+	a := Attributes{Mount: MountAuto}
+	var problems []string
+	var unknown []string
+	for k, v := range attrs {
+		switch k {
+		case AttrImage:
+			a.Image = v
+		case AttrDigest:
+			a.Digest = v
+		case AttrMount:
+			a.Mount = MountMode(v)
+		case AttrWritable:
+			b, err := parseBool(v)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %v", AttrWritable, err))
+			}
+			a.Writable = b
+		case AttrEphemeral:
+			b, err := parseBool(v)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %v", AttrEphemeral, err))
+			}
+			a.Ephemeral = b
+		default:
+			if !strings.HasPrefix(k, kubeletPrefix) {
+				unknown = append(unknown, k)
+			}
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		problems = append(problems, fmt.Sprintf("unknown attributes %q (known: %s, %s, %s, %s)",
+			unknown, AttrImage, AttrDigest, AttrMount, AttrWritable))
+	}
+	if a.Image == "" {
+		problems = append(problems, fmt.Sprintf("%s is required", AttrImage))
+	} else if err := checkSource(a.Image); err != nil {
+		problems = append(problems, fmt.Sprintf("%s: %v", AttrImage, err))
+	} else if strings.HasPrefix(a.Image, "https://") && a.Digest == "" {
+		problems = append(problems, fmt.Sprintf("%s is required for https sources", AttrDigest))
+	}
+	if a.Digest != "" && !digestRE.MatchString(a.Digest) {
+		problems = append(problems, fmt.Sprintf("%s %q: want sha256:<64 lowercase hex>", AttrDigest, a.Digest))
+	}
+	switch a.Mount {
+	case MountAuto, MountKernel, MountFUSE:
+	default:
+		problems = append(problems, fmt.Sprintf("%s %q: want auto, kernel or fuse", AttrMount, a.Mount))
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return Attributes{}, &AttrError{Problems: problems}
+	}
+	return a, nil
+}
+
+func parseBool(v string) (bool, error) {
+	switch v {
+	case "true":
+		return true, nil
+	case "false", "":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q: want \"true\" or \"false\"", v)
+}
+
+// checkSource accepts absolute, clean file:// URIs and https URLs with a host.
+func checkSource(src string) error {
+	u, err := url.Parse(src)
+	if err != nil {
+		return fmt.Errorf("%q is not a URI: %w", src, err)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" {
+			return fmt.Errorf("%q: file URIs name a path on the node (file:///path), not host %q", src, u.Host)
+		}
+		if !path.IsAbs(u.Path) || path.Clean(u.Path) != u.Path {
+			return fmt.Errorf("%q: path must be absolute and clean (no '..', '.', '//' or trailing '/')", src)
+		}
+		if u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("%q: file URIs take no query or fragment", src)
+		}
+	case "https":
+		if u.Host == "" {
+			return fmt.Errorf("%q: https URL without a host", src)
+		}
+		if u.User != nil {
+			return fmt.Errorf("https URL must not carry credentials")
+		}
+	default:
+		return fmt.Errorf("%q: unsupported scheme %q (want file:// or https://)", src, u.Scheme)
+	}
+	return nil
+}
+
+// Context is the canonical volume context handed from CreateVolume to the
+// node: only the keys that define the volume, digest included when known.
+func (a Attributes) Context() map[string]string {
+	m := map[string]string{AttrImage: a.Image}
+	if a.Digest != "" {
+		m[AttrDigest] = a.Digest
+	}
+	if a.Mount != "" && a.Mount != MountAuto {
+		m[AttrMount] = string(a.Mount)
+	}
+	if a.Writable {
+		m[AttrWritable] = "true"
+	}
+	return m
+}
