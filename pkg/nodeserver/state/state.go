@@ -1,0 +1,298 @@
+// Package state keeps the node plugin's record of image mounts and volumes in
+// a directory, one small JSON file per image and per volume, written
+// atomically, so a restarted (even kill -9'ed) plugin knows every mount it made.
+package state
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Backends of an image mount.
+const (
+	BackendKernel = "kernel"
+	BackendFUSE   = "fuse"
+)
+
+// Image is one staged image and its read-only image mount.
+type Image struct {
+	Digest   string    `json:"digest"` // sha256:<hex>
+	Size     int64     `json:"size"`
+	Source   string    `json:"source,omitempty"`
+	Backend  string    `json:"backend,omitempty"` // empty until mounted
+	PID      int       `json:"pid,omitempty"`     // fuse-serve process
+	LastUsed time.Time `json:"lastUsed"`
+}
+
+// Target is one published path of a volume.
+type Target struct {
+	Writable bool `json:"writable,omitempty"` // overlay view
+}
+
+// Volume is a PV staging (Ephemeral false, keyed by volume id) or an inline
+// ephemeral publish (keyed by volume id and target).
+type Volume struct {
+	VolumeID    string            `json:"volumeID"`
+	Digest      string            `json:"digest"`
+	Ephemeral   bool              `json:"ephemeral,omitempty"`
+	StagingPath string            `json:"stagingPath,omitempty"`
+	Context     map[string]string `json:"context,omitempty"`
+	Targets     map[string]Target `json:"targets,omitempty"`
+}
+
+// Key names the volume's directory: a hash, since volume ids and paths may
+// hold any characters.
+func (v *Volume) Key() string {
+	if v.Ephemeral {
+		for t := range v.Targets {
+			return VolumeKey(v.VolumeID, t)
+		}
+	}
+	return VolumeKey(v.VolumeID, "")
+}
+
+// VolumeKey is the directory name of a PV (target "") or of an inline volume.
+func VolumeKey(volumeID, target string) string {
+	if target == "" {
+		return "pv-" + shortHash(volumeID)
+	}
+	return "eph-" + shortHash(volumeID+"\x00"+target)
+}
+
+// TargetKey names a target's writable-layer directory inside its volume dir.
+func TargetKey(target string) string { return shortHash(target) }
+
+func shortHash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:16])
+}
+
+// Store is a state directory.
+type Store struct{ Dir string }
+
+// Open creates the directory layout when missing.
+func Open(dir string) (*Store, error) {
+	for _, d := range []string{dir, filepath.Join(dir, "images"), filepath.Join(dir, "volumes")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("state dir: %w", err)
+		}
+	}
+	return &Store{Dir: dir}, nil
+}
+
+// Hex is the hex part of a sha256:<hex> digest, validated so it is a safe
+// path element.
+func Hex(digest string) (string, error) {
+	h, ok := strings.CutPrefix(digest, "sha256:")
+	if !ok || len(h) != 64 {
+		return "", fmt.Errorf("digest %q: want sha256:<64 hex digits>", digest)
+	}
+	if _, err := hex.DecodeString(h); err != nil || strings.ToLower(h) != h {
+		return "", fmt.Errorf("digest %q: want lower-case hex", digest)
+	}
+	return h, nil
+}
+
+// ImageDir is <dir>/images/<hex>; the caller validated the digest.
+func (s *Store) ImageDir(digest string) string {
+	h, _ := Hex(digest)
+	return filepath.Join(s.Dir, "images", h)
+}
+
+// ImageMount is where the image's read-only mount lives.
+func (s *Store) ImageMount(digest string) string { return filepath.Join(s.ImageDir(digest), "mnt") }
+
+// VolumeDir is <dir>/volumes/<key>.
+func (s *Store) VolumeDir(key string) string { return filepath.Join(s.Dir, "volumes", key) }
+
+// SaveImage writes <hex>/image.json atomically.
+func (s *Store) SaveImage(im *Image) error {
+	if _, err := Hex(im.Digest); err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(s.ImageDir(im.Digest), "image.json"), im)
+}
+
+// DeleteImage removes the image's directory; its mount must be gone.
+func (s *Store) DeleteImage(digest string) error {
+	if _, err := Hex(digest); err != nil {
+		return err
+	}
+	return removeDir(s.ImageDir(digest))
+}
+
+// SaveVolume writes volumes/<key>/volume.json atomically.
+func (s *Store) SaveVolume(v *Volume) error {
+	return writeJSON(filepath.Join(s.VolumeDir(v.Key()), "volume.json"), v)
+}
+
+// DeleteVolume removes the volume's directory, writable layers included.
+func (s *Store) DeleteVolume(key string) error { return removeDir(s.VolumeDir(key)) }
+
+// Images loads every image record, sorted by digest. Directories without a
+// readable record are reported in skipped (a crash before the first write).
+func (s *Store) Images() (ims []*Image, skipped []string, err error) {
+	err = s.each("images", "image.json", func(dir string, b []byte) {
+		im := &Image{}
+		if json.Unmarshal(b, im) != nil || im.Digest == "" {
+			skipped = append(skipped, dir)
+			return
+		}
+		ims = append(ims, im)
+	}, &skipped)
+	sort.Slice(ims, func(i, j int) bool { return ims[i].Digest < ims[j].Digest })
+	return ims, skipped, err
+}
+
+// Volumes loads every volume record, sorted by volume id.
+func (s *Store) Volumes() (vols []*Volume, skipped []string, err error) {
+	err = s.each("volumes", "volume.json", func(dir string, b []byte) {
+		v := &Volume{}
+		if json.Unmarshal(b, v) != nil || v.VolumeID == "" {
+			skipped = append(skipped, dir)
+			return
+		}
+		vols = append(vols, v)
+	}, &skipped)
+	sort.Slice(vols, func(i, j int) bool { return vols[i].VolumeID < vols[j].VolumeID })
+	return vols, skipped, err
+}
+
+func (s *Store) each(sub, file string, fn func(dir string, b []byte), skipped *[]string) error {
+	ents, err := os.ReadDir(filepath.Join(s.Dir, sub))
+	if err != nil {
+		return fmt.Errorf("read state: %w", err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(s.Dir, sub, e.Name())
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if errors.Is(err, fs.ErrNotExist) {
+			*skipped = append(*skipped, dir)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read state: %w", err)
+		}
+		fn(dir, b)
+	}
+	return nil
+}
+
+// writeJSON writes path via a temp file, fsync and rename, then fsyncs the
+// directory, so a crash leaves either the old or the new record.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// removeDir removes a state directory. It refuses when anything below is
+// still mounted: RemoveAll would descend into the mount and delete through it.
+func removeDir(dir string) error {
+	if m, err := mountedUnder(dir); err != nil {
+		return err
+	} else if m != "" {
+		return fmt.Errorf("remove state %s: %s is still mounted", dir, m)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove state %s: %w", dir, err)
+	}
+	return nil
+}
+
+// mountedUnder returns a mount point at or below dir, or "".
+func mountedUnder(dir string) (string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", fmt.Errorf("read mountinfo: %w", err)
+	}
+	dir = filepath.Clean(dir)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeOctal(f[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			return mp, nil
+		}
+	}
+	return "", nil
+}
+
+// unescapeOctal undoes mountinfo's \ooo escapes (space, tab, newline, backslash).
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, ok := octal3(s[i+1 : i+4]); ok {
+				b.WriteByte(n)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func octal3(s string) (byte, bool) {
+	if len(s) != 3 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '7' {
+			return 0, false
+		}
+		n = n*8 + int(c-'0')
+	}
+	if n > 255 {
+		return 0, false
+	}
+	return byte(n), true
+}

@@ -1,0 +1,107 @@
+package state
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+const dg = "sha256:" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func TestRoundTrip(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveImage(&Image{Digest: dg, Size: 42, Backend: BackendFUSE, PID: 7}); err != nil {
+		t.Fatal(err)
+	}
+	pv := &Volume{VolumeID: "vol/1", Digest: dg, StagingPath: "/s", Targets: map[string]Target{"/t": {Writable: true}}}
+	eph := &Volume{VolumeID: "vol/1", Digest: dg, Ephemeral: true, Targets: map[string]Target{"/e": {}}}
+	for _, v := range []*Volume{pv, eph} {
+		if err := s.SaveVolume(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pv.Key() == eph.Key() || strings.ContainsAny(pv.Key(), "/") {
+		t.Fatalf("keys %q %q must differ and be path-safe", pv.Key(), eph.Key())
+	}
+	// A crash before the first record leaves an empty dir: skipped, not fatal.
+	os.MkdirAll(filepath.Join(s.Dir, "volumes", "junk"), 0o700)
+	os.WriteFile(filepath.Join(s.Dir, "images", "x"), nil, 0o600)
+
+	ims, skipped, err := s.Images()
+	if err != nil || len(ims) != 1 || ims[0].PID != 7 || ims[0].Size != 42 || len(skipped) != 0 {
+		t.Fatalf("Images = %+v %v %v", ims, skipped, err)
+	}
+	vols, skipped, err := s.Volumes()
+	if err != nil || len(vols) != 2 || len(skipped) != 1 {
+		t.Fatalf("Volumes = %+v %v %v", vols, skipped, err)
+	}
+	if !vols[0].Targets["/t"].Writable && !vols[1].Targets["/t"].Writable {
+		t.Fatalf("target lost: %+v %+v", vols[0], vols[1])
+	}
+	if err := s.DeleteVolume(pv.Key()); err != nil {
+		t.Fatal(err)
+	}
+	if vols, _, _ := s.Volumes(); len(vols) != 1 || !vols[0].Ephemeral {
+		t.Fatalf("after delete: %+v", vols)
+	}
+	if err := s.DeleteImage(dg); err != nil {
+		t.Fatal(err)
+	}
+	if ims, _, _ := s.Images(); len(ims) != 0 {
+		t.Fatalf("image not deleted: %+v", ims)
+	}
+	// No temp files left behind.
+	m, _ := filepath.Glob(filepath.Join(s.Dir, "*", "*", ".tmp-*"))
+	if len(m) != 0 {
+		t.Fatalf("temp files left: %v", m)
+	}
+}
+
+func TestHexRejectsUnsafeDigests(t *testing.T) {
+	for _, d := range []string{"", "sha256:", "sha256:../../etc", "md5:" + dg[7:], "sha256:" + strings.ToUpper(dg[7:]), dg + "00"} {
+		if _, err := Hex(d); err == nil {
+			t.Errorf("Hex(%q) accepted", d)
+		}
+	}
+	if h, err := Hex(dg); err != nil || h != dg[7:] {
+		t.Fatalf("Hex(valid) = %q %v", h, err)
+	}
+	s := &Store{Dir: t.TempDir()}
+	if err := s.SaveImage(&Image{Digest: "sha256:../x"}); err == nil {
+		t.Fatal("SaveImage accepted a bad digest")
+	}
+}
+
+func TestRemoveRefusesMountedDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a mount")
+	}
+	s, _ := Open(t.TempDir())
+	s.SaveImage(&Image{Digest: dg})
+	mnt := s.ImageMount(dg)
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "precious"), []byte("x"), 0o600)
+	os.MkdirAll(mnt, 0o700)
+	if err := unix.Mount(src, mnt, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	if err := s.DeleteImage(dg); err == nil || !strings.Contains(err.Error(), "still mounted") {
+		t.Fatalf("DeleteImage on a mounted dir: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(src, "precious")); err != nil {
+		t.Fatalf("deleted through the mount: %v", err)
+	}
+}
+
+func TestUnescapeOctal(t *testing.T) {
+	if got := unescapeOctal(`/a\040b\134c\0`); got != `/a b\c\0` {
+		t.Fatalf("got %q", got)
+	}
+}
