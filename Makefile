@@ -1,0 +1,46 @@
+# The README's two commands are `make run` and `make test`.
+GO        ?= go
+BIN       := bin/daxfs-csi
+RUN_DIR   ?= /tmp/daxfs-csi
+IMAGES    ?= /var/lib/daxfs/images
+FUZZTIME  ?= 20s
+# Tests mount filesystems and start FUSE servers: they need root.
+TEST_FLAGS ?= -count=1 -timeout 40m
+
+.PHONY: build run test unit fuzz e2e-qemu sanity vet bench
+
+build:
+	$(GO) build -o $(BIN) ./cmd/daxfs-csi
+
+# A node plugin (and per-node controller) on the embedded default: a
+# memory-file pool in /dev/shm served through FUSE, with a demo image.
+run: build
+	mkdir -p $(IMAGES) $(RUN_DIR)
+	$(BIN) image build $(CURDIR)/docs -o $(IMAGES)/demo.daxfs
+	$(BIN) serve --mode=all --endpoint unix://$(RUN_DIR)/csi.sock \
+		--node-id $$(hostname) --pool memfile:/dev/shm/daxfs-pool --pool-size 1Gi \
+		--state-dir $(RUN_DIR)/state --allow-source file://$(IMAGES)/ \
+		--metrics-address 127.0.0.1:9808
+
+test: vet unit fuzz sanity e2e-qemu
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test $(TEST_FLAGS) ./...
+
+# Brief fuzzing of the image reader on every run; corpus seeds are the samples.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzOpenValidateWalk$$' -fuzztime $(FUZZTIME) ./pkg/image
+
+# The standalone csi-sanity binary against `daxfs-csi serve`.
+sanity: build
+	bash test/sanity/run-csi-sanity.sh
+
+# Real device-dax and CXL devices under QEMU.
+e2e-qemu:
+	bash test/e2e/qemu/run.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./pkg/...
