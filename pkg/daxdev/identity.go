@@ -1,0 +1,120 @@
+package daxdev
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// identity says who stages an extent, so that a later opener can tell
+// whether the stager is still alive: on the same host (same machine and pid
+// namespace) by its pid and start time or a changed boot id; on another host
+// only by its heartbeat.
+type identity struct {
+	token    uint64 // random per Pool; tells our records from others'
+	host     uint64 // hash of machine id (or hostname) and pid namespace
+	boot     [16]byte
+	pid      uint64
+	pidStart uint64
+}
+
+func newIdentity() (identity, error) {
+	var id identity
+	var tok [8]byte
+	for id.token == 0 {
+		if _, err := rand.Read(tok[:]); err != nil {
+			return id, fmt.Errorf("random stager token: %w", err)
+		}
+		id.token = binary.LittleEndian.Uint64(tok[:]) & 0xffffffff
+	}
+	id.host = hostIdentity()
+	id.boot = bootID()
+	id.pid = uint64(os.Getpid())
+	start, err := procStartTime(os.Getpid())
+	if err != nil {
+		return id, err
+	}
+	id.pidStart = start
+	return id, nil
+}
+
+func hostIdentity() uint64 {
+	h := fnv.New64a()
+	if b, err := os.ReadFile("/etc/machine-id"); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		h.Write([]byte(strings.TrimSpace(string(b))))
+	} else if name, err := os.Hostname(); err == nil {
+		h.Write([]byte(name))
+	}
+	// Processes in other pid namespaces cannot be checked by pid.
+	if ns, err := os.Readlink("/proc/self/ns/pid"); err == nil {
+		h.Write([]byte(ns))
+	}
+	return h.Sum64()
+}
+
+func bootID() [16]byte {
+	var id [16]byte
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return id
+	}
+	raw, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(string(b)), "-", ""))
+	if err == nil && len(raw) == 16 {
+		copy(id[:], raw)
+	}
+	return id
+}
+
+// procStartTime is field 22 of /proc/PID/stat: the start time in clock ticks
+// since boot, which tells a live process from a reused pid.
+func procStartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; fields resume after ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse /proc/%d/stat: no ')'", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, fmt.Errorf("parse /proc/%d/stat: %d fields after the name", pid, len(f))
+	}
+	if f[0] == "Z" || f[0] == "X" {
+		return 0, fmt.Errorf("process %d is a zombie: %w", pid, os.ErrNotExist)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// stagerAlive judges the stager recorded in rec.
+func (id identity) stagerAlive(rec []byte, staleAfter time.Duration, now time.Time) bool {
+	if le64(rec, recHost) == id.host {
+		var boot [16]byte
+		copy(boot[:], rec[recBoot:recBoot+16])
+		if boot != id.boot {
+			return false // same host, rebooted since
+		}
+		pid := le64(rec, recPid)
+		if pid == 0 || pid > 1<<31 {
+			return false
+		}
+		start, err := procStartTime(int(pid))
+		if errors.Is(err, os.ErrNotExist) {
+			return false
+		}
+		if err == nil {
+			return start == le64(rec, recPidStart)
+		}
+		// Unreadable /proc: fall back to the heartbeat.
+	}
+	hb := int64(load(rec, recHeartbeat))
+	return now.Sub(time.Unix(0, hb)) < staleAfter
+}

@@ -1,0 +1,53 @@
+package daxdev
+
+import (
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+// lockTable takes the pool-wide table lock: the goroutine mutex, the host
+// lock of the backend (flock for memory files, released by the kernel when a
+// holder dies) and the lock word in the mapped header, taken with
+// compare-and-swap so that processes on other hosts sharing the memory are
+// excluded too. The word holds our token and an expiry; a holder that dies
+// inside the (short) critical section is overridden once it expires.
+func (p *Pool) lockTable() (func(), error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if err := p.be.lockHost(); err != nil {
+		p.mu.Unlock()
+		return nil, err
+	}
+	mine := uint64(0)
+	wait := 20 * time.Microsecond
+	for {
+		now := time.Now()
+		want := p.id.token<<32 | uint64(now.Add(tableLockLease).Unix())&0xffffffff
+		old := load(p.b, hdrLock)
+		if old == 0 || int64(old&0xffffffff) < now.Unix() {
+			if old != 0 {
+				klog.InfoS("taking over an expired pool table lock", "path", p.be.path(), "holder", old>>32)
+			}
+			if cas(p.b, hdrLock, old, want) {
+				mine = want
+				break
+			}
+			continue
+		}
+		time.Sleep(wait)
+		wait = min(wait*2, 5*time.Millisecond)
+	}
+	return func() {
+		if !cas(p.b, hdrLock, mine, 0) {
+			klog.InfoS("pool table lock was taken over while held", "path", p.be.path())
+		}
+		if err := p.be.unlockHost(); err != nil {
+			klog.ErrorS(err, "unlock pool", "path", p.be.path())
+		}
+		p.mu.Unlock()
+	}, nil
+}

@@ -1,0 +1,210 @@
+package daxdev
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"hash/crc32"
+	"sync"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Pool is an allocation table at the start of a device plus the extents it
+// hands out. It is safe for concurrent use by goroutines, processes and hosts
+// sharing the device.
+type Pool struct {
+	mu     sync.Mutex // serialises goroutines; the table lock serialises the rest
+	be     backend
+	b      []byte
+	id     identity
+	opts   PoolOptions
+	closed bool
+
+	size, align, dataOff, nrec int64
+	uuid                       [16]byte
+}
+
+// OpenPool opens the pool on the device named by spec (see ParseSpec).
+func OpenPool(spec string, opts PoolOptions) (*Pool, error) {
+	s, err := ParseSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	if s.Scheme == "dmaheap" {
+		opts.Init = true // a fresh buffer every time
+	}
+	be, err := openBackend(s, opts)
+	if err != nil {
+		return nil, err
+	}
+	p, err := openOn(be, opts)
+	if err != nil {
+		be.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func openOn(be backend, opts PoolOptions) (*Pool, error) {
+	b := be.bytes()
+	if !wordAligned(b) {
+		return nil, fmt.Errorf("%s: mapping is not 8-byte aligned", be.path())
+	}
+	id, err := newIdentity()
+	if err != nil {
+		return nil, err
+	}
+	p := &Pool{be: be, b: b, id: id, opts: opts}
+	isPool := string(b[hdrMagic:hdrMagic+8]) == poolMagic
+	switch {
+	case opts.Init && opts.Force:
+		klog.InfoS("initialising pool, overwriting the device", "path", be.path(), "wasPool", isPool)
+		err = p.format()
+	case isPool:
+		err = p.readHeader()
+	case opts.Init && allZero(b[:headerSize]):
+		klog.InfoS("initialising pool on a blank device", "path", be.path())
+		err = p.format()
+	case allZero(b[:headerSize]):
+		err = fmt.Errorf("%w: %s is blank (all zero), initialise it with Init", ErrNotAPool, be.path())
+	default:
+		err = fmt.Errorf("%w: %s starts with % x; only Init with Force overwrites it", ErrNotAPool, be.path(), b[:16])
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := p.reclaim(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func allZero(b []byte) bool {
+	var z [512]byte
+	for len(b) > 0 {
+		n := min(len(b), len(z))
+		if !bytes.Equal(b[:n], z[:n]) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+// format writes a fresh header and an empty table. The magic goes last, after
+// everything else is flushed, so a crash mid-format leaves no half pool.
+func (p *Pool) format() error {
+	align := p.opts.Align
+	devAlign := p.be.align()
+	if align == 0 {
+		align = devAlign
+		if p.be.kind() == KindMemfile {
+			align = DefaultMemfileAlign
+		}
+	}
+	if align <= 0 || align&(align-1) != 0 || align%devAlign != 0 || align%pageSize != 0 {
+		return fmt.Errorf("%w: align %d must be a power of two and a multiple of the device align %d and the page size %d", ErrBadArgument, align, devAlign, pageSize)
+	}
+	nrec := int64(p.opts.Records)
+	if nrec == 0 {
+		nrec = defaultRecords
+	}
+	if nrec < 1 || nrec > 1<<20 {
+		return fmt.Errorf("%w: records %d out of range [1, %d]", ErrBadArgument, nrec, 1<<20)
+	}
+	size := int64(len(p.b)) / align * align
+	dataOff := roundUp(tableEnd(nrec), align)
+	if dataOff+align > size {
+		return fmt.Errorf("%w: %s has %d bytes; a table of %d records plus one %d-byte extent needs %d", ErrTooSmall, p.be.path(), len(p.b), nrec, align, dataOff+align)
+	}
+	clear(p.b[:tableEnd(nrec)])
+	if err := p.be.flush(0, tableEnd(nrec)); err != nil {
+		return err
+	}
+	h := p.b[:headerSize]
+	put32(h, hdrVersion, poolVersion)
+	put32(h, hdrHeaderSize, headerSize)
+	put64(h, hdrSize, uint64(size))
+	put64(h, hdrAlign, uint64(align))
+	put32(h, hdrRecords, uint32(nrec))
+	put32(h, hdrRecordSize, recordSize)
+	put64(h, hdrTableOff, headerSize)
+	put64(h, hdrDataOff, uint64(dataOff))
+	if _, err := rand.Read(h[hdrUUID : hdrUUID+16]); err != nil {
+		return fmt.Errorf("pool uuid: %w", err)
+	}
+	put64(h, hdrCreated, uint64(time.Now().UnixNano()))
+	copy(h[hdrMagic:], poolMagic)
+	put32(h, hdrCRC, crc32.Checksum(h[:hdrCRCEnd], castagnoli))
+	// Flush the body with a zero magic first, then the magic.
+	copy(h[hdrMagic:], make([]byte, 8))
+	if err := p.be.flush(0, headerSize); err != nil {
+		return err
+	}
+	copy(h[hdrMagic:], poolMagic)
+	if err := p.be.flush(0, headerSize); err != nil {
+		return err
+	}
+	return p.readHeader()
+}
+
+// readHeader checks and loads the header; every value read from the device is
+// bounds checked before use.
+func (p *Pool) readHeader() error {
+	h := p.b[:headerSize]
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s: header: %s", ErrCorrupt, p.be.path(), fmt.Sprintf(format, a...))
+	}
+	if v := le32(h, hdrVersion); v != poolVersion {
+		return bad("version %d, this build reads version %d", v, poolVersion)
+	}
+	if got, want := le32(h, hdrCRC), crc32.Checksum(h[:hdrCRCEnd], castagnoli); got != want {
+		return bad("checksum %08x, computed %08x", got, want)
+	}
+	if hs, rs, to := le32(h, hdrHeaderSize), le32(h, hdrRecordSize), le64(h, hdrTableOff); hs != headerSize || rs != recordSize || to != headerSize {
+		return bad("header size %d, record size %d, table offset %d; want %d, %d, %d", hs, rs, to, headerSize, recordSize, headerSize)
+	}
+	size, align := le64(h, hdrSize), le64(h, hdrAlign)
+	nrec, dataOff := uint64(le32(h, hdrRecords)), le64(h, hdrDataOff)
+	switch {
+	case size > uint64(len(p.b)):
+		return bad("pool size %d exceeds the %d bytes mapped from the device", size, len(p.b))
+	case align == 0 || align&(align-1) != 0 || align%uint64(pageSize) != 0 || align%uint64(p.be.align()) != 0:
+		return bad("align %d is not a power of two multiple of the page size and device align %d", align, p.be.align())
+	case size%align != 0:
+		return bad("size %d is not a multiple of align %d", size, align)
+	case nrec == 0 || nrec > 1<<20:
+		return bad("%d extent records", nrec)
+	case dataOff != uint64(roundUp(tableEnd(int64(nrec)), int64(align))) || dataOff > size:
+		return bad("data offset %d does not follow a table of %d records aligned to %d within %d bytes", dataOff, nrec, align, size)
+	}
+	p.size, p.align, p.nrec, p.dataOff = int64(size), int64(align), int64(nrec), int64(dataOff)
+	copy(p.uuid[:], h[hdrUUID:hdrUUID+16])
+	return nil
+}
+
+// Info describes the device the pool lives on.
+func (p *Pool) Info() Info {
+	phys, _ := p.be.physAddr()
+	u := p.uuid
+	id := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+	return Info{
+		ID: id, Kind: p.be.kind(), Path: p.be.path(), Size: p.size, Align: p.align,
+		NUMANode: p.be.numaNode(), SharedID: id, PhysAddr: phys, DMABufFD: p.be.dmaBufFD(),
+	}
+}
+
+// Close unmaps the device. Extents stay in the pool; Data slices become invalid.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	return p.be.close()
+}
