@@ -1,0 +1,56 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
+)
+
+// poolFlags are the flags every pool subcommand shares.
+type poolFlags struct {
+	spec   string
+	offset string
+}
+
+func newPoolFlagSet(name string, pf *poolFlags) *flag.FlagSet {
+	fs := flag.NewFlagSet("daxfs-csi "+name, flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	fs.StringVar(&pf.spec, "pool", "", "pool spec: memfile:PATH, devdax:/dev/daxX.Y, pmem:/dev/pmemN, dmaheap:NAME or auto")
+	fs.StringVar(&pf.offset, "offset", "0", "memfile only: where the pool starts in the file (e.g. a guest's dax data in a QEMU backing file), Ki/Mi/Gi suffixes")
+	return fs
+}
+
+// parsePoolArgs parses args and checks --pool and the positional count.
+func parsePoolArgs(fs *flag.FlagSet, pf *poolFlags, args []string, nargs int, argName string) (daxdev.PoolOptions, error) {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return daxdev.PoolOptions{}, err
+		}
+		return daxdev.PoolOptions{}, usageError{err.Error()}
+	}
+	if pf.spec == "" {
+		return daxdev.PoolOptions{}, usageError{"--pool SPEC is required"}
+	}
+	if fs.NArg() != nargs {
+		if nargs == 0 {
+			return daxdev.PoolOptions{}, usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+		}
+		return daxdev.PoolOptions{}, usageError{fmt.Sprintf("want exactly one %s argument, got %d", argName, fs.NArg())}
+	}
+	off, err := daxdev.ParseSize(pf.offset)
+	if err != nil {
+		return daxdev.PoolOptions{}, usageError{"--offset: " + err.Error()}
+	}
+	return daxdev.PoolOptions{Offset: off}, nil
+}
+
+func closePool(p *daxdev.Pool, err *error) {
+	if cerr := p.Close(); cerr != nil && *err == nil {
+		*err = fmt.Errorf("close pool: %w", cerr)
+	}
+}
+
+var stdout io.Writer = os.Stdout
