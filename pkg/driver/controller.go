@@ -1,0 +1,378 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	"k8s.io/klog/v2"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
+)
+
+// controllerServer runs per node for now (external-provisioner
+// --node-deployment): capacity and topology are this node's pool. See
+// docs/controller.md.
+type controllerServer struct {
+	csi.UnimplementedControllerServer
+	opts    *Options
+	allow   volume.AllowList
+	journal *journal
+}
+
+func newControllerServer(opts *Options) (*controllerServer, error) {
+	j, err := openJournal(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	return &controllerServer{opts: opts, allow: volume.AllowList(opts.AllowSources), journal: j}, nil
+}
+
+func (s *controllerServer) ControllerGetCapabilities(ctx context.Context, req *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
+	var caps []*csi.ControllerServiceCapability
+	for _, t := range []csi.ControllerServiceCapability_RPC_Type{
+		csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
+		csi.ControllerServiceCapability_RPC_LIST_VOLUMES,
+		csi.ControllerServiceCapability_RPC_GET_CAPACITY,
+	} {
+		caps = append(caps, &csi.ControllerServiceCapability{
+			Type: &csi.ControllerServiceCapability_Rpc{Rpc: &csi.ControllerServiceCapability_RPC{Type: t}},
+		})
+	}
+	return &csi.ControllerGetCapabilitiesResponse{Capabilities: caps}, nil
+}
+
+// parseParams reads StorageClass parameters: the node's attribute set;
+// external-provisioner's csi.storage.k8s.io/* keys are ignored.
+func parseParams(params map[string]string) (volume.Attributes, error) {
+	clean := make(map[string]string, len(params))
+	for k, v := range params {
+		if !strings.HasPrefix(k, "csi.storage.k8s.io/") {
+			clean[k] = v
+		}
+	}
+	a, err := volume.Parse(clean)
+	if err != nil {
+		return volume.Attributes{}, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return a, nil
+}
+
+// capsProblem says why caps cannot be served, "" when they can. Volumes
+// are filesystems; writers are allowed only on a writable volume, whose
+// writes stay on the node that makes them (so no multi-node writers).
+func capsProblem(caps []*csi.VolumeCapability, writable bool) string {
+	for _, c := range caps {
+		if c.GetBlock() != nil {
+			return "block access is not supported: daxfs volumes are read-only filesystems"
+		}
+		switch m := c.GetAccessMode().GetMode(); m {
+		case csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY,
+			csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY:
+		case csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER,
+			csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER:
+			if !writable {
+				return fmt.Sprintf("access mode %s needs parameter %s: \"true\"", m, volume.AttrWritable)
+			}
+		default:
+			return fmt.Sprintf("access mode %s is not supported (reader modes, or single-node writer with %s: \"true\")", m, volume.AttrWritable)
+		}
+	}
+	return ""
+}
+
+// checkCaps rejects malformed capabilities with InvalidArgument.
+func checkCaps(caps []*csi.VolumeCapability) error {
+	if len(caps) == 0 {
+		return status.Error(codes.InvalidArgument, "volume capabilities are required")
+	}
+	for i, c := range caps {
+		if c == nil || c.GetAccessMode() == nil {
+			return status.Errorf(codes.InvalidArgument, "volume capability %d has no access mode", i)
+		}
+		if c.GetMount() == nil && c.GetBlock() == nil {
+			return status.Errorf(codes.InvalidArgument, "volume capability %d has no access type", i)
+		}
+	}
+	return nil
+}
+
+func (s *controllerServer) topology(space PoolSpace) *csi.Topology {
+	return &csi.Topology{Segments: map[string]string{
+		TopologyNodeKey: s.opts.NodeID,
+		TopologyPoolKey: space.ID,
+	}}
+}
+
+// reachable: a topology constraint names us when every key it sets that we
+// know has our value, and it sets no key we do not know.
+func (s *controllerServer) reachable(t *csi.Topology, space PoolSpace) bool {
+	ours := s.topology(space).Segments
+	for k, v := range t.GetSegments() {
+		if ours[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func roundUp(n, align int64) int64 {
+	if align <= 1 {
+		return n
+	}
+	return (n + align - 1) / align * align
+}
+
+func (s *controllerServer) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
+	name := req.GetName()
+	if name == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume name is required")
+	}
+	if err := checkCaps(req.GetVolumeCapabilities()); err != nil {
+		return nil, err
+	}
+	if req.GetVolumeContentSource() != nil {
+		return nil, status.Error(codes.InvalidArgument, "volume content sources are not supported: the content is the image")
+	}
+	if len(req.GetMutableParameters()) > 0 {
+		return nil, status.Error(codes.InvalidArgument, "mutable parameters are not supported")
+	}
+	a, err := parseParams(req.GetParameters())
+	if err != nil {
+		return nil, err
+	}
+	if p := capsProblem(req.GetVolumeCapabilities(), a.Writable); p != "" {
+		return nil, status.Error(codes.InvalidArgument, p)
+	}
+	reqBytes, limBytes := req.GetCapacityRange().GetRequiredBytes(), req.GetCapacityRange().GetLimitBytes()
+	if reqBytes < 0 || limBytes < 0 || (limBytes > 0 && reqBytes > limBytes) {
+		return nil, status.Errorf(codes.InvalidArgument, "capacity range: required %d, limit %d", reqBytes, limBytes)
+	}
+	params := a.Context()
+
+	// Same name: the same request again gets the same volume.
+	if e, ok := s.journal.get(name); ok {
+		return s.existing(e, params, reqBytes, limBytes)
+	}
+
+	if err := s.allow.Check(a.Image); err != nil {
+		return nil, err
+	}
+	space, err := s.opts.Pool.Space()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "device pool: %v", err)
+	}
+	if ar := req.GetAccessibilityRequirements(); len(ar.GetRequisite()) > 0 {
+		ok := false
+		for _, t := range ar.GetRequisite() {
+			ok = ok || s.reachable(t, space)
+		}
+		if !ok {
+			return nil, status.Errorf(codes.ResourceExhausted,
+				"requisite topology excludes this node's pool (%s=%s, %s=%s)", TopologyNodeKey, s.opts.NodeID, TopologyPoolKey, space.ID)
+		}
+	}
+
+	res, err := s.opts.Resolve(ctx, a.Image, a.Digest)
+	if err != nil {
+		return nil, status.Errorf(volume.Code(err), "resolve image %s: %v", a.Image, err)
+	}
+	need := roundUp(res.Size, space.Align)
+	if limBytes > 0 && need > limBytes {
+		return nil, status.Errorf(codes.OutOfRange,
+			"image %s needs %d bytes of device memory (%d rounded to the pool align %d), above the limit %d",
+			a.Image, need, res.Size, space.Align, limBytes)
+	}
+	if _, staged := s.opts.Pool.Staged(res.Digest); !staged && need > space.Size {
+		return nil, status.Errorf(codes.ResourceExhausted, "image %s needs %d bytes, the pool holds %d", a.Image, need, space.Size)
+	}
+
+	resolved := a
+	resolved.Digest = res.Digest
+	e := &journalEntry{
+		Name:      name,
+		ID:        volume.VolumeID(name, resolved, res.Digest),
+		Params:    params,
+		Context:   resolved.Context(),
+		Digest:    res.Digest,
+		ImageSize: res.Size,
+		Capacity:  max(reqBytes, need),
+		Created:   time.Now().UTC(),
+	}
+	got, err := s.journal.add(e)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "record volume %s: %v", name, err)
+	}
+	if got != e { // a concurrent create of the same name won
+		return s.existing(got, params, reqBytes, limBytes)
+	}
+	klog.InfoS("Created volume", "name", name, "volumeID", e.ID, "image", a.Image, "digest", e.Digest, "capacity", e.Capacity)
+	return &csi.CreateVolumeResponse{Volume: s.csiVolume(e, space)}, nil
+}
+
+// existing answers a repeated CreateVolume: same parameters and a
+// capacity range the volume satisfies → the volume; else AlreadyExists.
+func (s *controllerServer) existing(e *journalEntry, params map[string]string, reqBytes, limBytes int64) (*csi.CreateVolumeResponse, error) {
+	if !maps.Equal(e.Params, params) {
+		return nil, status.Errorf(codes.AlreadyExists, "volume %q exists with other parameters (%v)", e.Name, e.Params)
+	}
+	if (reqBytes > 0 && e.Capacity < reqBytes) || (limBytes > 0 && e.Capacity > limBytes) {
+		return nil, status.Errorf(codes.AlreadyExists, "volume %q exists with capacity %d, outside [%d, %d]", e.Name, e.Capacity, reqBytes, limBytes)
+	}
+	space, err := s.opts.Pool.Space()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "device pool: %v", err)
+	}
+	return &csi.CreateVolumeResponse{Volume: s.csiVolume(e, space)}, nil
+}
+
+func (s *controllerServer) csiVolume(e *journalEntry, space PoolSpace) *csi.Volume {
+	return &csi.Volume{
+		VolumeId:           e.ID,
+		CapacityBytes:      e.Capacity,
+		VolumeContext:      maps.Clone(e.Context),
+		AccessibleTopology: []*csi.Topology{s.topology(space)},
+	}
+}
+
+// DeleteVolume forgets the volume; the image's extent is freed by the node
+// when its last user unstages, not here.
+func (s *controllerServer) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume id is required")
+	}
+	if err := s.journal.remove(req.GetVolumeId()); err != nil {
+		return nil, status.Errorf(codes.Internal, "delete volume %s: %v", req.GetVolumeId(), err)
+	}
+	return &csi.DeleteVolumeResponse{}, nil
+}
+
+func (s *controllerServer) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume id is required")
+	}
+	if err := checkCaps(req.GetVolumeCapabilities()); err != nil {
+		return nil, err
+	}
+	e, ok := s.journal.byID(req.GetVolumeId())
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "volume %s does not exist", req.GetVolumeId())
+	}
+	writable := e.Params[volume.AttrWritable] == "true"
+	if p := capsProblem(req.GetVolumeCapabilities(), writable); p != "" {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: p}, nil
+	}
+	if len(req.GetParameters()) > 0 {
+		a, err := parseParams(req.GetParameters())
+		if err != nil {
+			return nil, err
+		}
+		if !maps.Equal(a.Context(), e.Params) {
+			return &csi.ValidateVolumeCapabilitiesResponse{Message: "parameters differ from the volume's"}, nil
+		}
+	}
+	return &csi.ValidateVolumeCapabilitiesResponse{Confirmed: &csi.ValidateVolumeCapabilitiesResponse_Confirmed{
+		VolumeContext:      req.GetVolumeContext(),
+		VolumeCapabilities: req.GetVolumeCapabilities(),
+		Parameters:         req.GetParameters(),
+	}}, nil
+}
+
+// listTokenPrefix marks our tokens: "after:<last volume id returned>".
+// Resuming after an id (not an index) survives deletions between pages.
+const listTokenPrefix = "after:"
+
+func (s *controllerServer) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
+	if req.GetMaxEntries() < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "max_entries %d is negative", req.GetMaxEntries())
+	}
+	after := ""
+	if tok := req.GetStartingToken(); tok != "" {
+		var ok bool
+		after, ok = strings.CutPrefix(tok, listTokenPrefix)
+		if !ok || after == "" {
+			return nil, status.Errorf(codes.Aborted, "starting_token %q was not issued by this plugin", tok)
+		}
+	}
+	space, err := s.opts.Pool.Space()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "device pool: %v", err)
+	}
+	resp := &csi.ListVolumesResponse{}
+	for _, e := range s.journal.list() {
+		if e.ID <= after {
+			continue
+		}
+		if max := int(req.GetMaxEntries()); max > 0 && len(resp.Entries) == max {
+			resp.NextToken = listTokenPrefix + resp.Entries[len(resp.Entries)-1].Volume.VolumeId
+			break
+		}
+		resp.Entries = append(resp.Entries, &csi.ListVolumesResponse_Entry{Volume: s.csiVolume(e, space)})
+	}
+	return resp, nil
+}
+
+// GetCapacity reports the free device memory of this node's pool. With
+// parameters naming an image whose digest is already staged, that extent
+// counts as free too: a volume of that digest needs no new memory.
+func (s *controllerServer) GetCapacity(ctx context.Context, req *csi.GetCapacityRequest) (*csi.GetCapacityResponse, error) {
+	space, err := s.opts.Pool.Space()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "device pool: %v", err)
+	}
+	zero := &csi.GetCapacityResponse{AvailableCapacity: 0}
+	if t := req.GetAccessibleTopology(); t != nil && !s.reachable(t, space) {
+		return zero, nil
+	}
+	var a volume.Attributes
+	if len(req.GetParameters()) > 0 {
+		if a, err = parseParams(req.GetParameters()); err != nil {
+			return nil, err
+		}
+	}
+	if len(req.GetVolumeCapabilities()) > 0 {
+		if err := checkCaps(req.GetVolumeCapabilities()); err != nil {
+			return nil, err
+		}
+		if capsProblem(req.GetVolumeCapabilities(), a.Writable) != "" {
+			return zero, nil
+		}
+	}
+	avail := space.Free
+	if a.Image != "" {
+		if s.allow.Check(a.Image) != nil {
+			return zero, nil
+		}
+		if n, ok := s.stagedBytes(ctx, a); ok {
+			avail += n
+		}
+	}
+	return &csi.GetCapacityResponse{
+		AvailableCapacity: avail,
+		MaximumVolumeSize: wrapperspb.Int64(avail),
+	}, nil
+}
+
+// stagedBytes finds the image's digest without hashing when it can (given,
+// or resolved by an earlier CreateVolume) and returns its extent's size.
+func (s *controllerServer) stagedBytes(ctx context.Context, a volume.Attributes) (int64, bool) {
+	digest := a.Digest
+	if digest == "" {
+		digest, _ = s.journal.findDigest(a.Image)
+	}
+	if digest == "" {
+		res, err := s.opts.Resolve(ctx, a.Image, "")
+		if err != nil {
+			klog.InfoS("GetCapacity: cannot resolve image, counting plain free memory", "image", a.Image, "err", err)
+			return 0, false
+		}
+		digest = res.Digest
+	}
+	return s.opts.Pool.Staged(digest)
+}
