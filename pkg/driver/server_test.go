@@ -21,8 +21,8 @@ import (
 
 func TestParseEndpoint(t *testing.T) {
 	for ep, want := range map[string]string{
-		"unix:///run/csi/csi.sock": "/run/csi/csi.sock",
-		"unix:/run/csi/csi.sock":   "/run/csi/csi.sock",
+		"unix:///run/csi/csi.sock":  "/run/csi/csi.sock",
+		"unix:/run/csi/csi.sock":    "/run/csi/csi.sock",
 		"unix:///run//csi/./x.sock": "/run/csi/x.sock",
 	} {
 		got, err := ParseEndpoint(ep)
