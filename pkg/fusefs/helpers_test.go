@@ -1,0 +1,139 @@
+package fusefs
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/image"
+)
+
+// sharedDir finds ../shared beside the repository root (CI clones it there).
+func sharedDir(t testing.TB) string {
+	t.Helper()
+	if d := os.Getenv("DAXFS_SHARED"); d != "" {
+		return d
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(filepath.Dir(dir), "shared")
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test directory; set DAXFS_SHARED")
+		}
+		dir = parent
+	}
+}
+
+func samplePath(t testing.TB, name string) string {
+	p := filepath.Join(sharedDir(t), "testdata", "upstream-v5", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("shared sample missing (clone ../shared beside the repo or set DAXFS_SHARED): %v", err)
+	}
+	return p
+}
+
+type manifestEntry struct {
+	Path   string `json:"path"`
+	Mode   uint32 `json:"mode"`
+	UID    uint32 `json:"uid"`
+	GID    uint32 `json:"gid"`
+	Nlink  uint32 `json:"nlink_in_source"`
+	Type   string `json:"type"`
+	Size   *int64 `json:"size"`
+	SHA256 string `json:"sha256"`
+	Target string `json:"target"`
+}
+
+func readManifest(t testing.TB, name string) []manifestEntry {
+	b, err := os.ReadFile(samplePath(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m []manifestEntry
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return m
+}
+
+// openSample opens a shared sample: mapped (OpenBytes, zero-copy reads) or
+// through an io.ReaderAt (copying reads).
+func openSample(t testing.TB, name string, mapped bool) *image.Image {
+	t.Helper()
+	p := samplePath(t, name)
+	if mapped {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		im, err := image.OpenBytes(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return im
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := image.Open(f, st.Size())
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return im
+}
+
+// mountTest mounts im on a fresh directory and unmounts it when the test
+// ends (lazily as a last resort, so a failing test leaves no mount behind).
+func mountTest(t testing.TB, im *image.Image, opts Options) (*Server, string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting FUSE directly needs root")
+	}
+	mnt := t.TempDir()
+	s, err := Mount(mnt, im, opts)
+	if err != nil {
+		t.Fatalf("Mount: %v", err)
+	}
+	t.Cleanup(func() { unmountTest(t, s) })
+	return s, mnt
+}
+
+func unmountTest(t testing.TB, s *Server) {
+	if err := s.Unmount(); err != nil {
+		t.Errorf("Unmount: %v", err)
+		unix.Unmount(s.Mountpoint(), unix.MNT_DETACH)
+	}
+	done := make(chan struct{})
+	go func() { s.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Errorf("server of %s still running 10s after unmount", s.Mountpoint())
+	}
+}
+
+// errnoOf extracts the errno of a failed file operation.
+func errnoOf(err error) unix.Errno {
+	var e unix.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return 0
+}

@@ -1,0 +1,113 @@
+package fusefs
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/image"
+)
+
+// Server is one mounted image.
+type Server struct {
+	srv        *fuse.Server
+	mountpoint string
+	fsys       *filesys
+}
+
+// Mount serves im read-only at mountpoint and returns once the kernel has
+// completed the FUSE handshake, so the mount answers as soon as it is
+// visible. It mounts directly (mount(2)), which needs CAP_SYS_ADMIN.
+func Mount(mountpoint string, im *image.Image, opts Options) (*Server, error) {
+	root, err := im.Inode(image.RootIno)
+	if err != nil {
+		return nil, fmt.Errorf("fusefs: reading root inode: %w", err)
+	}
+	if !root.IsDir() {
+		return nil, fmt.Errorf("fusefs: root inode is not a directory (mode %#o)", root.Mode)
+	}
+	fsys := &filesys{
+		im:     im,
+		mapped: im.Mapped(),
+		info:   im.Info(),
+		idx:    newIndexCache(opts.indexBudget()),
+		errs:   &errLog{fsName: opts.fsName()},
+	}
+	timeout := cacheTimeout
+	fopts := &fs.Options{
+		MountOptions: fuse.MountOptions{
+			AllowOther: opts.allowOther(),
+			// The kernel checks modes itself (no ACCESS round trips).
+			Options:              []string{"default_permissions"},
+			FsName:               opts.fsName(),
+			Name:                 "daxfs",
+			MaxWrite:             maxRequest,
+			MaxBackground:        64,
+			DisableXAttrs:        true,
+			DisableSplice:        true, // replies are mapped bytes, never fds
+			EnableSymlinkCaching: true,
+			DirectMountStrict:    true,
+			DirectMountFlags:     syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
+			Debug:                opts.Debug,
+			Logger:               klog.NewStandardLogger("INFO"),
+			PanicHandler:         panicHandler(opts.fsName()),
+		},
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &timeout,
+		// Report modes exactly as stored, 0000 included.
+		NullPermissions: true,
+		RootStableAttr:  &fs.StableAttr{Ino: image.RootIno, Mode: syscall.S_IFDIR},
+		Logger:          klog.NewStandardLogger("INFO"),
+	}
+	srv, err := fs.Mount(mountpoint, fsys.newNode(root), fopts)
+	if err != nil {
+		return nil, fmt.Errorf("fusefs: mounting %s: %w", mountpoint, err)
+	}
+	s := &Server{srv: srv, mountpoint: mountpoint, fsys: fsys}
+	if kb := opts.readAheadKB(); kb > 0 {
+		if err := setReadAhead(mountpoint, kb); err != nil {
+			klog.V(2).InfoS("Could not raise readahead; keeping the kernel default", "mountpoint", mountpoint, "err", err)
+		}
+	}
+	return s, nil
+}
+
+// panicHandler turns a panic in a request (including a fault on a mapped
+// image that shrank underneath us) into EIO instead of a dead mount.
+func panicHandler(fsName string) func(any) fuse.Status {
+	return func(obj any) fuse.Status {
+		klog.ErrorS(nil, "Panic in FUSE request; answering EIO", "fs", fsName, "panic", fmt.Sprint(obj), "stack", string(debug.Stack()))
+		return fuse.EIO
+	}
+}
+
+// Mountpoint is where the image is mounted.
+func (s *Server) Mountpoint() string { return s.mountpoint }
+
+// Wait blocks until the mount is gone (unmounted here or by anyone else).
+func (s *Server) Wait() { s.srv.Wait() }
+
+// Unmount unmounts. When files are still open it detaches the mount
+// lazily instead: it disappears from the namespace now, open files keep
+// working, and Wait returns once the last one is closed.
+func (s *Server) Unmount() error {
+	err := s.srv.Unmount()
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, syscall.EBUSY) {
+		return fmt.Errorf("fusefs: unmounting %s: %w", s.mountpoint, err)
+	}
+	if err := unix.Unmount(s.mountpoint, unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("fusefs: detaching busy mount %s: %w", s.mountpoint, err)
+	}
+	klog.InfoS("Mount busy; detached lazily, serving open files until closed", "mountpoint", s.mountpoint)
+	return nil
+}

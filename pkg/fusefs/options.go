@@ -1,0 +1,58 @@
+package fusefs
+
+import "time"
+
+// Options tune a mount. The zero value is usable.
+type Options struct {
+	// FSName is the mount source shown in /proc/mounts,
+	// e.g. "daxfs:sha256:0123456789ab". Default "daxfs".
+	FSName string
+	// AllowOther lets users other than the mounter use the mount (pods run
+	// as other users). nil means true.
+	AllowOther *bool
+	// Debug logs every FUSE request.
+	Debug bool
+	// ReadAheadKB sets the mount's kernel readahead window (bdi
+	// read_ahead_kb). 0 means 1024; negative leaves the kernel default.
+	ReadAheadKB int
+	// LookupIndexBudget bounds how many directory entries the name indexes
+	// of big directories hold in total. 0 means DefaultLookupIndexBudget.
+	LookupIndexBudget int
+}
+
+const (
+	// DefaultLookupIndexBudget is about 50 MiB of index at most.
+	DefaultLookupIndexBudget = 1 << 20
+	// indexMinEntries: smaller directories are scanned; a scan of a few
+	// dozen mapped entries is cheaper than building a map.
+	indexMinEntries = 64
+	// cacheTimeout is how long the kernel may trust entries and
+	// attributes: the image is immutable, so as long as it likes.
+	cacheTimeout = 365 * 24 * time.Hour
+	// maxRequest is the largest READ the kernel may send (256 pages).
+	maxRequest         = 1 << 20
+	defaultReadAheadKB = 1024
+)
+
+func (o Options) allowOther() bool { return o.AllowOther == nil || *o.AllowOther }
+
+func (o Options) fsName() string {
+	if o.FSName == "" {
+		return "daxfs"
+	}
+	return o.FSName
+}
+
+func (o Options) indexBudget() int {
+	if o.LookupIndexBudget <= 0 {
+		return DefaultLookupIndexBudget
+	}
+	return o.LookupIndexBudget
+}
+
+func (o Options) readAheadKB() int {
+	if o.ReadAheadKB == 0 {
+		return defaultReadAheadKB
+	}
+	return o.ReadAheadKB
+}
