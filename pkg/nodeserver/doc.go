@@ -1,0 +1,21 @@
+// Package nodeserver is the CSI Node service of daxfs-csi: it stages each
+// image once per digest into the device pool, mounts it once read-only (kernel
+// daxfs or a detached fuse-serve process), and publishes it to any number of
+// volumes with bind mounts (or an overlay for writable views). Its state lives
+// in a state directory so a restarted plugin recovers every mount.
+//
+// Error codes: bad attributes, a digest mismatch and a corrupt image are
+// InvalidArgument (the request names content that can never stage; retrying
+// the same request cannot succeed); an image that does not fit in the pool
+// is ResourceExhausted; a source outside --allow-source is PermissionDenied;
+// mount=kernel on a node without the module, unstage with live publishes,
+// publish of an unstaged volume and multi-node writer modes are
+// FailedPrecondition. Single-node writer modes are accepted (the kubelet
+// always asks SINGLE_NODE_WRITER for inline volumes): the view is read-only
+// unless writable=true.
+package nodeserver
+
+const (
+	backendKernel = "kernel"
+	backendFUSE   = "fuse"
+)

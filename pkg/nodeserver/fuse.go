@@ -1,0 +1,159 @@
+package nodeserver
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+)
+
+// A FUSE image mount is served by its own `daxfs-csi fuse-serve` process in
+// its own session: the /dev/fuse connection then outlives a plugin restart
+// (even kill -9), and pods' mounts keep working.
+
+const (
+	fuseStartTimeout = 30 * time.Second
+	fuseStopTimeout  = 10 * time.Second
+	logTailBytes     = 2048
+)
+
+// fuseServe runs fuse-serve for one image.
+type fuseServe struct {
+	argv     []string // prefix, e.g. [/usr/bin/daxfs-csi]
+	poolSpec string
+}
+
+// start launches the server for digest at dir and waits until dir is a fuse
+// mount. It returns the server's pid. When the process exits first, the
+// error carries the tail of its log.
+func (f fuseServe) start(digest, dir, logPath string) (int, error) {
+	if len(f.argv) == 0 {
+		return 0, errors.New("fuse-serve: no command configured")
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("fuse-serve log: %w", err)
+	}
+	defer logf.Close()
+	args := append(append([]string{}, f.argv[1:]...),
+		"fuse-serve", "--pool", f.poolSpec, "--digest", digest, "--mountpoint", dir)
+	cmd := exec.Command(f.argv[0], args...)
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Own session and process group: signals to the plugin's group (and its
+	// death) do not reach the server.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start fuse-serve: %w", err)
+	}
+	exited := make(chan error, 1)
+	// Reap it whenever it exits, so no zombie holds its pid while we live.
+	go func() { exited <- cmd.Wait() }()
+
+	deadline := time.Now().Add(fuseStartTimeout)
+	for {
+		mi, err := mountAt(dir)
+		if err == nil && mi != nil && hasFsType(mi.FsType, []string{"fuse"}) {
+			klog.V(2).InfoS("fuse-serve ready", "digest", digest, "pid", cmd.Process.Pid, "mountpoint", dir)
+			return cmd.Process.Pid, nil
+		}
+		select {
+		case werr := <-exited:
+			return 0, fmt.Errorf("fuse-serve for %s exited before mounting (%v): %s", digest, werr, logTail(logPath))
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-exited
+			unmountAll(dir)
+			return 0, fmt.Errorf("fuse-serve for %s did not mount %s within %v: %s", digest, dir, fuseStartTimeout, logTail(logPath))
+		}
+	}
+}
+
+// stop ends the server of dir: SIGTERM (it unmounts and exits), then SIGKILL
+// and a lazy unmount when it does not. pid 0 or a pid that is no longer our
+// server (reused after a reboot) only unmounts.
+func stopFuse(pid int, digest, dir string) error {
+	if pid > 0 && isFuseServe(pid, digest) {
+		if err := unix.Kill(pid, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("signal fuse-serve %d: %w", pid, err)
+		}
+		deadline := time.Now().Add(fuseStopTimeout)
+		for processAlive(pid) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if processAlive(pid) {
+			klog.InfoS("fuse-serve ignored SIGTERM, killing", "pid", pid, "digest", digest)
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	// The server unmounts on SIGTERM; whatever is left (it was killed, or it
+	// died earlier) would answer ENOTCONN, so detach it.
+	for i := 0; i < 16; i++ {
+		mi, err := mountAt(dir)
+		if err != nil {
+			return err
+		}
+		if mi == nil {
+			return nil
+		}
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("unmount %s: %w", dir, err)
+		}
+	}
+	return fmt.Errorf("unmount %s: still mounted", dir)
+}
+
+// processAlive is true for a running process (a zombie counts as gone).
+func processAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// state is the field after "(comm)"
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] != 'Z' && b[i+2] != 'X'
+	}
+	return true
+}
+
+// isFuseServe checks pid still runs fuse-serve for digest before we signal it.
+func isFuseServe(pid int, digest string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(b), "\x00")
+	var serve, dg bool
+	for _, a := range args {
+		serve = serve || a == "fuse-serve"
+		dg = dg || a == digest
+	}
+	return serve && dg
+}
+
+// logTail is the last bytes of a log file, for error messages.
+func logTail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	if len(b) > logTailBytes {
+		b = b[len(b)-logTailBytes:]
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "(empty log " + filepath.Base(path) + ")"
+	}
+	return s
+}

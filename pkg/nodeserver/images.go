@@ -1,0 +1,356 @@
+package nodeserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"k8s.io/klog/v2"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
+	"github.com/daxfs-csi/daxfs-csi/pkg/image"
+	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
+	"github.com/daxfs-csi/daxfs-csi/pkg/source"
+	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
+)
+
+// resolved is an image a volume asks for, named by content.
+type resolved struct {
+	URI    string
+	Digest string
+	Size   int64
+	Mode   volume.MountMode
+}
+
+// resolve checks the allow-list and finds digest and size (a file source
+// without a digest is hashed by streaming it once).
+func (s *NodeServer) resolve(ctx context.Context, a volume.Attributes) (resolved, error) {
+	if err := s.opts.AllowSources.Check(a.Image); err != nil {
+		return resolved{}, err
+	}
+	r, err := s.opts.Fetcher.Resolve(ctx, a.Image, a.Digest)
+	if err != nil {
+		return resolved{}, fmt.Errorf("resolve image: %w", err)
+	}
+	if r.Size <= 0 {
+		return resolved{}, volume.WithCode(codes.InvalidArgument, fmt.Errorf("image %s is empty", a.Image))
+	}
+	mode := a.Mount
+	if mode == "" || mode == volume.MountAuto {
+		mode = s.opts.MountMode
+	}
+	return resolved{URI: a.Image, Digest: r.Digest, Size: r.Size, Mode: mode}, nil
+}
+
+// ensureImage makes r staged in the pool and mounted once under the state
+// dir. The caller holds r's digest lock.
+func (s *NodeServer) ensureImage(ctx context.Context, r resolved) (*state.Image, error) {
+	start := time.Now()
+	s.mu.Lock()
+	im := s.images[r.Digest]
+	s.mu.Unlock()
+	if im != nil && im.Backend != "" {
+		if r.Mode != volume.MountAuto && string(r.Mode) != im.Backend {
+			return nil, volume.WithCode(codes.FailedPrecondition,
+				fmt.Errorf("image %s is already mounted with %s on this node; mount=%s cannot be honoured", r.Digest, im.Backend, r.Mode))
+		}
+		err := s.imageHealthy(im)
+		if err == nil {
+			s.touch(im)
+			return im, nil
+		}
+		klog.InfoS("Image mount is broken, remounting", "digest", r.Digest, "err", err)
+		if err := s.unmountImage(im); err != nil {
+			return nil, err
+		}
+	}
+	fresh := im == nil
+	if fresh {
+		im = &state.Image{Digest: r.Digest, Size: r.Size, Source: r.URI, LastUsed: time.Now()}
+		// Record first: a crash after Stage must not leave an extent owned
+		// by this node that no record names.
+		if err := s.store.SaveImage(im); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.images[r.Digest] = im
+		s.mu.Unlock()
+	}
+	if _, ok := s.pool.Lookup(r.Digest); fresh || !ok {
+		if _, err := s.stageWithEviction(ctx, r); err != nil {
+			s.forgetIfUnused(im)
+			return nil, err
+		}
+	}
+	if err := s.mountImage(im, r.Mode); err != nil {
+		s.forgetIfUnused(im)
+		return nil, err
+	}
+	if s.opts.OnStage != nil {
+		s.opts.OnStage(r.Digest, im.Backend, time.Since(start))
+	}
+	klog.InfoS("Image staged", "digest", r.Digest, "size", r.Size, "backend", im.Backend, "duration", time.Since(start))
+	return im, nil
+}
+
+// forgetIfUnused drops an image a failed stage left behind, unless volumes use it.
+func (s *NodeServer) forgetIfUnused(im *state.Image) {
+	s.mu.Lock()
+	refs := s.refsLocked(im.Digest)
+	s.mu.Unlock()
+	if refs == 0 {
+		if err := s.dropImage(im); err != nil {
+			klog.ErrorS(err, "Clean up after failed stage", "digest", im.Digest)
+		}
+	}
+}
+
+// stageWithEviction stages r, evicting unused cached images (KeepUnused)
+// while the pool has no room.
+func (s *NodeServer) stageWithEviction(ctx context.Context, r resolved) (daxdev.Extent, error) {
+	for {
+		e, err := s.pool.Stage(ctx, r.Digest, r.Size, s.owner, s.fill(ctx, r))
+		if err == nil {
+			return e, nil
+		}
+		if errors.Is(err, daxdev.ErrNoSpace) {
+			if s.opts.KeepUnused && s.evictOne(r.Digest) {
+				continue
+			}
+			st := s.pool.Status()
+			return e, volume.WithCode(codes.ResourceExhausted,
+				fmt.Errorf("stage %s (%d bytes): %w (pool has %d of %d bytes free)", r.Digest, r.Size, err, st.Free, st.DataSize))
+		}
+		return e, poolError(fmt.Errorf("stage %s: %w", r.Digest, err))
+	}
+}
+
+// poolError gives pool failures their gRPC code.
+func poolError(err error) error {
+	var c volume.Coded
+	switch {
+	case errors.As(err, &c):
+		return err // a fill error keeps its own code
+	case errors.Is(err, daxdev.ErrTableFull), errors.Is(err, daxdev.ErrTooManyOwners):
+		return volume.WithCode(codes.ResourceExhausted, err)
+	case errors.Is(err, daxdev.ErrLengthMismatch), errors.Is(err, daxdev.ErrBadArgument):
+		return volume.WithCode(codes.InvalidArgument, err)
+	case errors.Is(err, daxdev.ErrClosed), errors.Is(err, daxdev.ErrReclaimed):
+		return volume.WithCode(codes.Unavailable, err)
+	}
+	return err
+}
+
+// fill streams the source into the extent while hashing it, then validates
+// the image: a returned error frees the extent, so nothing half-staged or
+// corrupt ever becomes ready.
+func (s *NodeServer) fill(ctx context.Context, r resolved) func(dst []byte) error {
+	return func(dst []byte) error {
+		if int64(len(dst)) != r.Size {
+			return fmt.Errorf("fill %s: extent holds %d bytes, image has %d", r.Digest, len(dst), r.Size)
+		}
+		rc, size, err := s.opts.Fetcher.Open(ctx, r.URI)
+		if err != nil {
+			return fmt.Errorf("fill %s: %w", r.Digest, err)
+		}
+		defer rc.Close()
+		if size >= 0 && size != r.Size {
+			return fmt.Errorf("fill %s: %w: source now has %d bytes, resolved %d", r.Digest, source.ErrFetch, size, r.Size)
+		}
+		v, err := source.NewVerifier(ctx, rc, r.Digest)
+		if err != nil {
+			return volume.WithCode(codes.InvalidArgument, err)
+		}
+		if _, err := io.ReadFull(v, dst); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return fmt.Errorf("fill %s: %w: source ended after %d of %d bytes", r.Digest, source.ErrFetch, v.N(), r.Size)
+			}
+			return fmt.Errorf("fill %s: %w", r.Digest, err)
+		}
+		// One more byte would be content the digest did not cover.
+		if n, _ := io.Copy(io.Discard, io.LimitReader(v, 1)); n > 0 {
+			return fmt.Errorf("fill %s: %w: source is longer than %d bytes", r.Digest, source.ErrDigestMismatch, r.Size)
+		}
+		if err := v.Check(); err != nil {
+			return fmt.Errorf("image %s: %w", r.URI, err)
+		}
+		im, err := image.OpenBytes(dst)
+		if err == nil {
+			err = im.Validate()
+		}
+		if err != nil {
+			return volume.WithCode(codes.InvalidArgument,
+				fmt.Errorf("image %s (%s) is not a valid daxfs image: %w", r.URI, r.Digest, err))
+		}
+		return nil
+	}
+}
+
+// mountImage makes the image's one read-only mount, kernel or FUSE.
+func (s *NodeServer) mountImage(im *state.Image, mode volume.MountMode) error {
+	ext, ok := s.pool.Lookup(im.Digest)
+	if !ok {
+		return fmt.Errorf("mount image %s: not ready in the pool", im.Digest)
+	}
+	phys, hasPhys := s.pool.PhysAddr(ext)
+	if !hasPhys {
+		phys = 0
+	}
+	listed, err := kernelListed(s.opts.ProcFilesystems)
+	if err != nil {
+		klog.ErrorS(err, "Cannot tell whether the daxfs module is loaded; assuming not")
+	}
+	backend, err := selectBackend(mode, listed, region{phys: phys, size: im.Size})
+	if err != nil {
+		return err
+	}
+	dir := s.store.ImageMount(im.Digest)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("mount image %s: %w", im.Digest, err)
+	}
+	switch backend {
+	case backendKernel:
+		err = mountKernelPhys(dir, phys, im.Size)
+	default:
+		var pid int
+		pid, err = s.fuse.start(im.Digest, dir, filepath.Join(s.store.ImageDir(im.Digest), "fuse.log"))
+		im.PID = pid
+	}
+	if err != nil {
+		return fmt.Errorf("mount image %s: %w", im.Digest, err)
+	}
+	s.mu.Lock()
+	im.Backend = backend
+	im.LastUsed = time.Now()
+	s.mu.Unlock()
+	if err := s.store.SaveImage(im); err != nil {
+		return err
+	}
+	return nil
+}
+
+// imageHealthy reports why the image mount does not answer (or its FUSE
+// server is gone), nil when it serves.
+func (s *NodeServer) imageHealthy(im *state.Image) error {
+	dir := s.store.ImageMount(im.Digest)
+	want := "daxfs"
+	if im.Backend == backendFUSE {
+		want = "fuse"
+		if im.PID > 0 && !processAlive(im.PID) {
+			return fmt.Errorf("fuse-serve %d for %s is gone", im.PID, im.Digest)
+		}
+	}
+	return mountHealthy(dir, want)
+}
+
+// unmountImage takes the image mount down (stopping its server) but keeps
+// the pool extent and the record.
+func (s *NodeServer) unmountImage(im *state.Image) error {
+	dir := s.store.ImageMount(im.Digest)
+	var err error
+	if im.Backend == backendKernel {
+		err = unmountAll(dir)
+	} else {
+		// FUSE, or unknown after a crash mid-mount: stopFuse also detaches
+		// a mount whose server is dead.
+		err = stopFuse(im.PID, im.Digest, dir)
+	}
+	if err != nil {
+		return fmt.Errorf("unmount image %s: %w", im.Digest, err)
+	}
+	s.mu.Lock()
+	im.Backend, im.PID = "", 0
+	s.mu.Unlock()
+	return s.store.SaveImage(im)
+}
+
+// dropImage unmounts the image, releases this node's hold on the region and
+// forgets it. The caller holds the digest lock and knows no volume uses it.
+func (s *NodeServer) dropImage(im *state.Image) error {
+	if err := s.unmountImage(im); err != nil {
+		return err
+	}
+	freed, err := s.pool.Release(im.Digest, s.owner)
+	if err != nil && !errors.Is(err, daxdev.ErrNotFound) {
+		return fmt.Errorf("release %s: %w", im.Digest, err)
+	}
+	if err := s.store.DeleteImage(im.Digest); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.images, im.Digest)
+	s.mu.Unlock()
+	klog.InfoS("Image released", "digest", im.Digest, "regionFreed", freed)
+	return nil
+}
+
+// releaseImage is called after a volume stopped using digest: the last one
+// out unmounts and releases, unless unused images are kept as cache.
+func (s *NodeServer) releaseImage(digest string) error {
+	unlock := s.imgLocks.Lock(digest)
+	defer unlock()
+	s.mu.Lock()
+	refs, im := s.refsLocked(digest), s.images[digest]
+	s.mu.Unlock()
+	if refs > 0 || im == nil {
+		return nil
+	}
+	if s.opts.KeepUnused && im.Backend != "" {
+		s.touch(im)
+		return nil
+	}
+	return s.dropImage(im)
+}
+
+// evictOne drops the least recently used unreferenced image other than
+// except; false when there is none to drop.
+func (s *NodeServer) evictOne(except string) bool {
+	s.mu.Lock()
+	var cand []*state.Image
+	for d, im := range s.images {
+		if d != except && s.refsLocked(d) == 0 {
+			cand = append(cand, im)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(cand, func(i, j int) bool { return cand[i].LastUsed.Before(cand[j].LastUsed) })
+	for _, im := range cand {
+		unlock, ok := s.imgLocks.TryLock(im.Digest)
+		if !ok {
+			continue // being staged or published right now
+		}
+		s.mu.Lock()
+		refs := s.refsLocked(im.Digest)
+		s.mu.Unlock()
+		if refs == 0 {
+			err := s.dropImage(im)
+			unlock()
+			if err == nil {
+				klog.InfoS("Evicted unused image to make room", "digest", im.Digest, "size", im.Size)
+				return true
+			}
+			klog.ErrorS(err, "Evict image", "digest", im.Digest)
+			continue
+		}
+		unlock()
+	}
+	return false
+}
+
+func (s *NodeServer) touch(im *state.Image) {
+	s.mu.Lock()
+	im.LastUsed = time.Now()
+	s.mu.Unlock()
+	if s.opts.KeepUnused {
+		// Only the LRU order depends on it: worth a write only with a cache.
+		if err := s.store.SaveImage(im); err != nil {
+			klog.ErrorS(err, "Record image use", "digest", im.Digest)
+		}
+	}
+}

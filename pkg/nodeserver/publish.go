@@ -1,0 +1,230 @@
+package nodeserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
+	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
+)
+
+// NodePublishVolume mounts the volume at the target: a read-only bind of
+// the staged image, or an overlay for writable views. Inline ephemeral
+// volumes (no stage call) stage their image here.
+func (s *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
+	id, target := req.GetVolumeId(), req.GetTargetPath()
+	if err := requireID(id); err != nil {
+		return nil, err
+	}
+	if err := checkPath("target path", target); err != nil {
+		return nil, err
+	}
+	if err := checkCapability(req.GetVolumeCapability()); err != nil {
+		return nil, err
+	}
+	a, err := volume.Parse(req.GetVolumeContext())
+	if err != nil {
+		return nil, volume.Status(err)
+	}
+	unlock := s.volLocks.Lock(id)
+	defer unlock()
+	if a.Ephemeral {
+		return s.publishEphemeral(ctx, req, a)
+	}
+	return s.publishStaged(ctx, req, a)
+}
+
+func (s *NodeServer) publishStaged(ctx context.Context, req *csi.NodePublishVolumeRequest, a volume.Attributes) (*csi.NodePublishVolumeResponse, error) {
+	id, target := req.GetVolumeId(), req.GetTargetPath()
+	if err := checkPath("staging target path", req.GetStagingTargetPath()); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	rec := s.volumes[state.VolumeKey(id, "")]
+	s.mu.Unlock()
+	if rec == nil {
+		return nil, notStaged(id)
+	}
+	if rec.StagingPath != req.GetStagingTargetPath() {
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %s is staged at %s, not %s", id, rec.StagingPath, req.GetStagingTargetPath())
+	}
+	want := state.Target{Writable: a.Writable && !req.GetReadonly()}
+	if t, ok := rec.Targets[target]; ok {
+		if t != want {
+			return nil, status.Errorf(codes.AlreadyExists, "volume %s is already published at %s with writable=%v", id, target, t.Writable)
+		}
+		if err := s.ensureTargetMount(ctx, rec, target); err != nil {
+			return nil, volume.Status(err)
+		}
+		return &csi.NodePublishVolumeResponse{}, nil
+	}
+	// Record the target before mounting: after a crash the record names
+	// every mount we may have made.
+	next := cloneVolume(rec)
+	next.Targets[target] = want
+	if err := s.store.SaveVolume(next); err != nil {
+		return nil, volume.Status(err)
+	}
+	s.setVolume(next)
+	if err := s.mountTarget(next, target); err != nil {
+		delete(next.Targets, target)
+		if serr := s.store.SaveVolume(next); serr != nil {
+			klog.ErrorS(serr, "Forget failed publish", "volume", id, "target", target)
+		}
+		return nil, volume.Status(err)
+	}
+	klog.InfoS("Volume published", "volume", id, "target", target, "writable", want.Writable)
+	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+func (s *NodeServer) publishEphemeral(ctx context.Context, req *csi.NodePublishVolumeRequest, a volume.Attributes) (*csi.NodePublishVolumeResponse, error) {
+	id, target := req.GetVolumeId(), req.GetTargetPath()
+	key := state.VolumeKey(id, target)
+	want := state.Target{Writable: a.Writable && !req.GetReadonly()}
+	s.mu.Lock()
+	rec := s.volumes[key]
+	s.mu.Unlock()
+	if rec != nil {
+		if !maps.Equal(rec.Context, a.Context()) || rec.Targets[target] != want {
+			return nil, status.Errorf(codes.AlreadyExists, "inline volume %s is already published at %s with %v", id, target, rec.Context)
+		}
+		if err := s.ensureTargetMount(ctx, rec, target); err != nil {
+			return nil, volume.Status(err)
+		}
+		return &csi.NodePublishVolumeResponse{}, nil
+	}
+	r, err := s.resolve(ctx, a)
+	if err != nil {
+		return nil, volume.Status(err)
+	}
+	rec = &state.Volume{VolumeID: id, Digest: r.Digest, Ephemeral: true, Context: a.Context(),
+		Targets: map[string]state.Target{target: want}}
+	if err := s.addVolume(ctx, r, rec); err != nil {
+		return nil, volume.Status(err)
+	}
+	if err := s.mountTarget(rec, target); err != nil {
+		if rerr := s.removeVolume(rec); rerr != nil {
+			klog.ErrorS(rerr, "Roll back failed inline publish", "volume", id)
+		}
+		return nil, volume.Status(err)
+	}
+	klog.InfoS("Inline volume published", "volume", id, "target", target, "digest", r.Digest, "writable", want.Writable)
+	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+// NodeUnpublishVolume unmounts and removes the target; an inline volume
+// also drops its image reference. Unknown targets succeed (idempotent).
+func (s *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
+	id, target := req.GetVolumeId(), req.GetTargetPath()
+	if err := requireID(id); err != nil {
+		return nil, err
+	}
+	if err := checkPath("target path", target); err != nil {
+		return nil, err
+	}
+	unlock := s.volLocks.Lock(id)
+	defer unlock()
+
+	if err := cleanupTarget(target); err != nil {
+		return nil, status.Errorf(codes.Internal, "unpublish %s: %v", id, err)
+	}
+	s.mu.Lock()
+	pv, eph := s.volumes[state.VolumeKey(id, "")], s.volumes[state.VolumeKey(id, target)]
+	s.mu.Unlock()
+	switch {
+	case eph != nil:
+		if err := s.removeVolume(eph); err != nil {
+			return nil, volume.Status(err)
+		}
+	case pv != nil:
+		if _, ok := pv.Targets[target]; !ok {
+			break
+		}
+		if err := os.RemoveAll(s.layerDir(pv, target)); err != nil {
+			return nil, status.Errorf(codes.Internal, "remove writable layer of %s: %v", id, err)
+		}
+		next := cloneVolume(pv)
+		delete(next.Targets, target)
+		if err := s.store.SaveVolume(next); err != nil {
+			return nil, volume.Status(err)
+		}
+		s.setVolume(next)
+	}
+	klog.InfoS("Volume unpublished", "volume", id, "target", target)
+	return &csi.NodeUnpublishVolumeResponse{}, nil
+}
+
+// mountTarget makes the target's mount: an overlay over the shared image
+// mount for writable views, else a read-only bind (from the staging path
+// for PVs).
+func (s *NodeServer) mountTarget(rec *state.Volume, target string) error {
+	if err := os.MkdirAll(target, 0o750); err != nil {
+		return fmt.Errorf("create target: %w", err)
+	}
+	if rec.Targets[target].Writable {
+		dir := s.layerDir(rec, target)
+		upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+		for _, d := range []string{upper, work} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return fmt.Errorf("create writable layer: %w", err)
+			}
+		}
+		return overlayMount(s.store.ImageMount(rec.Digest), upper, work, target)
+	}
+	src := s.store.ImageMount(rec.Digest)
+	if !rec.Ephemeral {
+		src = rec.StagingPath
+	}
+	return bindMount(src, target, true)
+}
+
+// ensureTargetMount repairs a recorded target whose mount is missing or stale.
+func (s *NodeServer) ensureTargetMount(ctx context.Context, rec *state.Volume, target string) error {
+	if rec.Ephemeral {
+		if err := s.ensureImageFor(ctx, rec); err != nil {
+			return err
+		}
+	} else if err := s.ensureStagingMount(ctx, rec); err != nil {
+		return err
+	}
+	if mountHealthy(target) == nil {
+		return nil
+	}
+	if err := unmountAll(target); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return s.mountTarget(rec, target)
+}
+
+// layerDir holds a writable target's upper and work dirs, on node disk and
+// removed with the volume.
+func (s *NodeServer) layerDir(rec *state.Volume, target string) string {
+	return filepath.Join(s.store.VolumeDir(rec.Key()), "rw", state.TargetKey(target))
+}
+
+func (s *NodeServer) setVolume(v *state.Volume) {
+	s.mu.Lock()
+	s.volumes[v.Key()] = v
+	s.mu.Unlock()
+}
+
+// cloneVolume copies a record so readers of the old one (Snapshot, stats)
+// never see a half-updated map.
+func cloneVolume(v *state.Volume) *state.Volume {
+	c := *v
+	c.Context = maps.Clone(v.Context)
+	c.Targets = maps.Clone(v.Targets)
+	if c.Targets == nil {
+		c.Targets = map[string]state.Target{}
+	}
+	return &c
+}

@@ -1,0 +1,131 @@
+package nodeserver
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"k8s.io/klog/v2"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
+)
+
+// recover rebuilds the in-memory view from the state dir after a restart
+// (or kill -9). Mounts that answer are left alone: pods keep reading. Dead
+// image mounts are cleaned (never left as "transport endpoint is not
+// connected") and remounted from the pool, and their volumes' bind mounts
+// are redone. A volume that cannot be repaired is logged and reported by
+// NodeGetVolumeStats; it does not stop the plugin.
+func (s *NodeServer) recover(ctx context.Context) error {
+	ims, skippedIms, err := s.store.Images()
+	if err != nil {
+		return err
+	}
+	vols, skippedVols, err := s.store.Volumes()
+	if err != nil {
+		return err
+	}
+	// Directories without a record: a crash before the first write.
+	for _, dir := range skippedIms {
+		if err := stopFuse(0, "", filepath.Join(dir, "mnt")); err != nil {
+			klog.ErrorS(err, "Clean unrecorded image dir", "dir", dir)
+			continue
+		}
+		os.RemoveAll(dir)
+	}
+	for _, dir := range skippedVols {
+		if m, _ := mountAt(dir); m == nil {
+			os.RemoveAll(dir)
+		}
+	}
+	s.mu.Lock()
+	for _, im := range ims {
+		s.images[im.Digest] = im
+	}
+	for _, v := range vols {
+		if v.Targets == nil {
+			v.Targets = map[string]state.Target{}
+		}
+		s.volumes[v.Key()] = v
+	}
+	s.mu.Unlock()
+
+	remounted := map[string]bool{}
+	for _, im := range ims {
+		s.mu.Lock()
+		refs := s.refsLocked(im.Digest)
+		s.mu.Unlock()
+		if im.Backend != "" {
+			err := s.imageHealthy(im)
+			if err == nil {
+				if refs == 0 && !s.opts.KeepUnused {
+					s.dropLogged(im, "unused after restart")
+				}
+				continue
+			}
+			klog.InfoS("Image mount did not survive, cleaning", "digest", im.Digest, "reason", err)
+			if err := s.unmountImage(im); err != nil {
+				klog.ErrorS(err, "Clean dead image mount", "digest", im.Digest)
+				continue
+			}
+		}
+		if refs == 0 {
+			s.dropLogged(im, "unused and not mounted after restart")
+			continue
+		}
+		remounted[im.Digest] = true
+	}
+	// Remount through a volume: it knows the source if the pool lost the image.
+	for _, v := range vols {
+		if remounted[v.Digest] {
+			if err := s.ensureImageFor(ctx, v); err != nil {
+				klog.ErrorS(err, "Remount image after restart", "digest", v.Digest, "volume", v.VolumeID)
+			}
+		}
+	}
+	for _, v := range vols {
+		s.recoverVolume(v, remounted[v.Digest])
+	}
+	klog.InfoS("Node state recovered", "images", len(s.images), "volumes", len(vols), "remounted", len(remounted))
+	return nil
+}
+
+// recoverVolume redoes the volume's mounts that are gone or stale, or all
+// of them when their image was remounted (they pointed at the dead mount).
+func (s *NodeServer) recoverVolume(v *state.Volume, force bool) {
+	if !v.Ephemeral && v.StagingPath != "" && (force || mountHealthy(v.StagingPath) != nil) {
+		if err := unmountAll(v.StagingPath); err == nil {
+			err = s.mountStaging(v)
+			logRepair(err, v, v.StagingPath)
+		} else {
+			logRepair(err, v, v.StagingPath)
+		}
+	}
+	for t := range v.Targets {
+		if !force && mountHealthy(t) == nil {
+			continue
+		}
+		err := unmountAll(t)
+		if err == nil {
+			err = s.mountTarget(v, t)
+		}
+		logRepair(err, v, t)
+	}
+}
+
+func logRepair(err error, v *state.Volume, path string) {
+	if err != nil {
+		klog.ErrorS(err, "Repair volume mount after restart", "volume", v.VolumeID, "path", path)
+		return
+	}
+	klog.InfoS("Volume mount repaired", "volume", v.VolumeID, "path", path)
+}
+
+func (s *NodeServer) dropLogged(im *state.Image, why string) {
+	if err := s.dropImage(im); err != nil {
+		klog.ErrorS(err, "Release image", "digest", im.Digest, "why", why)
+		return
+	}
+	klog.InfoS("Released image", "digest", im.Digest, "why", why)
+}
+

@@ -1,0 +1,155 @@
+package nodeserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"k8s.io/klog/v2"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
+	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
+	"github.com/daxfs-csi/daxfs-csi/pkg/source"
+	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
+)
+
+// Pool is what the node needs of the device pool; *daxdev.Pool satisfies it.
+type Pool interface {
+	Stage(ctx context.Context, digest string, length int64, owner string, fill func(dst []byte) error) (daxdev.Extent, error)
+	Lookup(digest string) (daxdev.Extent, bool)
+	Release(digest, owner string) (freed bool, err error)
+	Data(e daxdev.Extent) ([]byte, error)
+	PhysAddr(e daxdev.Extent) (uint64, bool)
+	Status() daxdev.Status
+	Info() daxdev.Info
+}
+
+var _ Pool = (*daxdev.Pool)(nil)
+
+// Options configure a NodeServer.
+type Options struct {
+	NodeID string
+	// Pool is open; the driver owns Open/Close.
+	Pool Pool
+	// PoolSpec is handed to fuse-serve so it opens the same pool.
+	PoolSpec string
+	// StateDir keeps image and volume records across restarts.
+	StateDir     string
+	AllowSources volume.AllowList
+	// MountMode applies when a volume says auto (or nothing); "" = auto.
+	MountMode  volume.MountMode
+	KeepUnused bool // keep unreferenced images mounted as cache (LRU-evicted)
+	MaxVolumes int64
+	// FuseServeCommand is the argv prefix running `daxfs-csi`; the node
+	// appends "fuse-serve --pool ... --digest ... --mountpoint ...".
+	// Default: this executable.
+	FuseServeCommand []string
+	// OnStage is called after each image mount is made (metrics).
+	OnStage func(digest, backend string, d time.Duration)
+	// ProcFilesystems is read to detect the daxfs module (default /proc/filesystems).
+	ProcFilesystems string
+	// Fetcher opens image sources (default source.Default).
+	Fetcher *source.Fetcher
+}
+
+// NodeServer is the CSI Node service.
+type NodeServer struct {
+	csi.UnimplementedNodeServer
+
+	opts  Options
+	pool  Pool
+	owner string // pool owner name of this node's references
+	store *state.Store
+	fuse  fuseServe
+
+	volLocks *keyedMutex // per volume id
+	imgLocks *keyedMutex // per digest
+
+	mu      sync.Mutex
+	images  map[string]*state.Image  // by digest
+	volumes map[string]*state.Volume // by state.Volume.Key()
+}
+
+var _ csi.NodeServer = (*NodeServer)(nil)
+
+// New opens the state dir and recovers every image mount and volume recorded
+// there: mounts that still answer are left alone, dead ones are remounted.
+func New(opts Options) (*NodeServer, error) {
+	if opts.NodeID == "" {
+		return nil, errors.New("nodeserver: NodeID is required")
+	}
+	if opts.Pool == nil {
+		return nil, errors.New("nodeserver: Pool is required")
+	}
+	if opts.StateDir == "" {
+		return nil, errors.New("nodeserver: StateDir is required")
+	}
+	if opts.MountMode == "" {
+		opts.MountMode = volume.MountAuto
+	}
+	if opts.ProcFilesystems == "" {
+		opts.ProcFilesystems = "/proc/filesystems"
+	}
+	if opts.Fetcher == nil {
+		opts.Fetcher = source.Default
+	}
+	if len(opts.FuseServeCommand) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("nodeserver: locate fuse-serve executable: %w", err)
+		}
+		opts.FuseServeCommand = []string{exe}
+	}
+	st, err := state.Open(opts.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("nodeserver: %w", err)
+	}
+	s := &NodeServer{
+		opts:     opts,
+		pool:     opts.Pool,
+		owner:    ownerName(opts.NodeID),
+		store:    st,
+		fuse:     fuseServe{argv: opts.FuseServeCommand, poolSpec: opts.PoolSpec},
+		volLocks: newKeyedMutex(),
+		imgLocks: newKeyedMutex(),
+		images:   map[string]*state.Image{},
+		volumes:  map[string]*state.Volume{},
+	}
+	if err := s.recover(context.Background()); err != nil {
+		return nil, fmt.Errorf("nodeserver: recover state: %w", err)
+	}
+	return s, nil
+}
+
+// Shutdown leaves every mount and fuse-serve process in place: pods keep
+// their volumes while the plugin restarts.
+func (s *NodeServer) Shutdown() {
+	klog.InfoS("Node server stopping; image mounts and volumes stay mounted")
+}
+
+// refs counts the volumes that use digest; the caller holds s.mu.
+func (s *NodeServer) refsLocked(digest string) int {
+	n := 0
+	for _, v := range s.volumes {
+		if v.Digest == digest {
+			n++
+		}
+	}
+	return n
+}
+
+// ownerName is the pool owner of this node's references; the pool keeps at
+// most 56 bytes, and node names go up to 253.
+func ownerName(nodeID string) string {
+	if len(nodeID) <= 56 {
+		return nodeID
+	}
+	h := sha256.Sum256([]byte(nodeID))
+	return nodeID[:39] + "~" + hex.EncodeToString(h[:8])
+}

@@ -1,0 +1,211 @@
+package nodeserver
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"sort"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
+	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
+)
+
+// NodeStageVolume stages the PV's image (once per digest) and bind-mounts
+// the shared image mount read-only at the staging path.
+func (s *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
+	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
+	if err := requireID(id); err != nil {
+		return nil, err
+	}
+	if err := checkPath("staging target path", staging); err != nil {
+		return nil, err
+	}
+	if err := checkCapability(req.GetVolumeCapability()); err != nil {
+		return nil, err
+	}
+	a, err := volume.Parse(req.GetVolumeContext())
+	if err != nil {
+		return nil, volume.Status(err)
+	}
+	if a.Ephemeral {
+		return nil, status.Error(codes.InvalidArgument, "an ephemeral inline volume is never staged")
+	}
+	unlock := s.volLocks.Lock(id)
+	defer unlock()
+
+	key := state.VolumeKey(id, "")
+	s.mu.Lock()
+	rec := s.volumes[key]
+	s.mu.Unlock()
+	if rec != nil {
+		if rec.StagingPath != staging || !maps.Equal(rec.Context, a.Context()) {
+			return nil, status.Errorf(codes.AlreadyExists,
+				"volume %s is already staged at %s with %v; asked for %s with %v", id, rec.StagingPath, rec.Context, staging, a.Context())
+		}
+		// Idempotent retry: make sure the staging mount is (still) there.
+		if err := s.ensureStagingMount(ctx, rec); err != nil {
+			return nil, volume.Status(err)
+		}
+		return &csi.NodeStageVolumeResponse{}, nil
+	}
+
+	r, err := s.resolve(ctx, a)
+	if err != nil {
+		return nil, volume.Status(err)
+	}
+	rec = &state.Volume{VolumeID: id, Digest: r.Digest, StagingPath: staging, Context: a.Context()}
+	if err := s.addVolume(ctx, r, rec); err != nil {
+		return nil, volume.Status(err)
+	}
+	if err := s.mountStaging(rec); err != nil {
+		s.removeVolume(rec)
+		return nil, volume.Status(err)
+	}
+	klog.InfoS("Volume staged", "volume", id, "digest", r.Digest, "stagingPath", staging)
+	return &csi.NodeStageVolumeResponse{}, nil
+}
+
+// NodeUnstageVolume undoes NodeStageVolume; the last user of the image
+// releases it. Unknown volumes succeed (idempotent retries).
+func (s *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
+	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
+	if err := requireID(id); err != nil {
+		return nil, err
+	}
+	if err := checkPath("staging target path", staging); err != nil {
+		return nil, err
+	}
+	unlock := s.volLocks.Lock(id)
+	defer unlock()
+
+	s.mu.Lock()
+	rec := s.volumes[state.VolumeKey(id, "")]
+	s.mu.Unlock()
+	if rec == nil || rec.StagingPath != staging {
+		if err := unmountAll(staging); err != nil {
+			return nil, status.Errorf(codes.Internal, "unstage %s: %v", id, err)
+		}
+		return &csi.NodeUnstageVolumeResponse{}, nil
+	}
+	if len(rec.Targets) > 0 {
+		ts := make([]string, 0, len(rec.Targets))
+		for t := range rec.Targets {
+			ts = append(ts, t)
+		}
+		sort.Strings(ts)
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %s is still published at %v; unpublish first", id, ts)
+	}
+	if err := unmountAll(staging); err != nil {
+		return nil, status.Errorf(codes.Internal, "unstage %s: %v", id, err)
+	}
+	if err := s.removeVolume(rec); err != nil {
+		return nil, volume.Status(err)
+	}
+	klog.InfoS("Volume unstaged", "volume", id, "digest", rec.Digest)
+	return &csi.NodeUnstageVolumeResponse{}, nil
+}
+
+// addVolume makes r's image ready and records rec as one more user of it,
+// both under the digest lock so a concurrent last-user release cannot drop
+// the image in between.
+func (s *NodeServer) addVolume(ctx context.Context, r resolved, rec *state.Volume) error {
+	unlock := s.imgLocks.Lock(r.Digest)
+	defer unlock()
+	if _, err := s.ensureImage(ctx, r); err != nil {
+		return err
+	}
+	if err := s.store.SaveVolume(rec); err != nil {
+		s.forgetImageIfUnusedLocked(r.Digest)
+		return err
+	}
+	s.mu.Lock()
+	s.volumes[rec.Key()] = rec
+	s.mu.Unlock()
+	return nil
+}
+
+// removeVolume forgets rec (its writable layers too) and releases its image
+// when it was the last user.
+func (s *NodeServer) removeVolume(rec *state.Volume) error {
+	key := rec.Key()
+	if err := s.store.DeleteVolume(key); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.volumes, key)
+	s.mu.Unlock()
+	return s.releaseImage(rec.Digest)
+}
+
+func (s *NodeServer) forgetImageIfUnusedLocked(digest string) {
+	s.mu.Lock()
+	im := s.images[digest]
+	s.mu.Unlock()
+	if im != nil {
+		s.forgetIfUnused(im)
+	}
+}
+
+// mountStaging bind-mounts the image mount read-only at the staging path.
+func (s *NodeServer) mountStaging(rec *state.Volume) error {
+	if err := os.MkdirAll(rec.StagingPath, 0o750); err != nil {
+		return fmt.Errorf("create staging path: %w", err)
+	}
+	return bindMount(s.store.ImageMount(rec.Digest), rec.StagingPath, true)
+}
+
+// ensureStagingMount repairs the staging mount of a recorded volume: a
+// missing or stale one is (re)made over a live image mount.
+func (s *NodeServer) ensureStagingMount(ctx context.Context, rec *state.Volume) error {
+	if err := s.ensureImageFor(ctx, rec); err != nil {
+		return err
+	}
+	if mountHealthy(rec.StagingPath) == nil {
+		return nil
+	}
+	if err := unmountAll(rec.StagingPath); err != nil {
+		return err
+	}
+	return s.mountStaging(rec)
+}
+
+// ensureImageFor makes the image of a recorded volume mounted and serving.
+func (s *NodeServer) ensureImageFor(ctx context.Context, rec *state.Volume) error {
+	a, err := volume.Parse(rec.Context)
+	if err != nil {
+		return fmt.Errorf("recorded context of %s: %w", rec.VolumeID, err)
+	}
+	unlock := s.imgLocks.Lock(rec.Digest)
+	defer unlock()
+	s.mu.Lock()
+	im := s.images[rec.Digest]
+	s.mu.Unlock()
+	if im != nil && im.Backend != "" && s.imageHealthy(im) == nil {
+		return nil
+	}
+	mode := a.Mount
+	if mode == volume.MountAuto {
+		mode = s.opts.MountMode
+	}
+	size := int64(0)
+	if im != nil {
+		size = im.Size
+	} else if e, ok := s.pool.Lookup(rec.Digest); ok {
+		size = e.Length
+	} else {
+		// Gone from the pool and from our records: fetch it again.
+		r, err := s.resolve(ctx, volume.Attributes{Image: a.Image, Digest: rec.Digest, Mount: a.Mount})
+		if err != nil {
+			return err
+		}
+		size = r.Size
+	}
+	_, err = s.ensureImage(ctx, resolved{URI: a.Image, Digest: rec.Digest, Size: size, Mode: mode})
+	return err
+}
