@@ -1,0 +1,23 @@
+// Package v1alpha1 is the daxfs.csi.io/v1alpha1 API: DaxNode (what a node's
+// pools hold, written by that node's plugin) and DaxImage (what the cluster
+// wants pre-staged where, and where the controller placed it).
+//
+// +kubebuilder:object:generate=true
+// +groupName=daxfs.csi.io
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/scheme"
+)
+
+var (
+	// GroupVersion is the group and version of these objects.
+	GroupVersion = schema.GroupVersion{Group: "daxfs.csi.io", Version: "v1alpha1"}
+
+	// SchemeBuilder registers the types with a runtime.Scheme.
+	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+
+	// AddToScheme adds the types of this group-version to a scheme.
+	AddToScheme = SchemeBuilder.AddToScheme
+)
