@@ -20,7 +20,14 @@ func (d daxdevPool) Space() (PoolSpace, error) {
 	if st.DataSize > 0 && st.Free == 0 && len(st.Extents) == 0 {
 		return PoolSpace{}, errPoolUnreadable
 	}
-	return PoolSpace{ID: d.p.Info().ID, Size: st.DataSize, Free: st.Free, Align: st.Align}, nil
+	// The shared identity, as the node reports it in NodeGetInfo: hosts
+	// sharing one CXL memory share the pool topology segment.
+	info := d.p.Info()
+	id := info.SharedID
+	if id == "" {
+		id = info.ID
+	}
+	return PoolSpace{ID: id, Size: st.DataSize, Free: st.Free, Align: st.Align}, nil
 }
 
 func (d daxdevPool) Staged(digest string) (int64, bool) {

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
+	"github.com/daxfs-csi/daxfs-csi/pkg/driver"
+	"github.com/daxfs-csi/daxfs-csi/pkg/metrics"
+	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver"
+	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
+)
+
+func init() {
+	register("serve", "run the CSI server (node, controller or both) on a unix socket", serve)
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error {
+	if v == "" {
+		return errors.New("empty value")
+	}
+	*l = append(*l, v)
+	return nil
+}
+
+type serveConfig struct {
+	mode            string
+	endpoint        string
+	driverName      string
+	nodeID          string
+	pool            string
+	poolSize        string
+	poolForce       bool
+	stateDir        string
+	allowSources    stringList
+	metricsAddress  string
+	keepUnused      bool
+	maxVolumes      int64
+	mountMode       string
+	shutdownTimeout time.Duration
+}
+
+// parseServeFlags reads the flags; the names are the acceptance contract.
+func parseServeFlags(args []string) (*serveConfig, error) {
+	c := &serveConfig{}
+	host, _ := os.Hostname()
+	fs := flag.NewFlagSet("daxfs-csi serve", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	fs.StringVar(&c.mode, "mode", "all", "CSI services to serve: node, controller or all")
+	fs.StringVar(&c.endpoint, "endpoint", "unix:///csi/csi.sock", "gRPC endpoint, unix:///path.sock")
+	fs.StringVar(&c.driverName, "driver-name", "daxfs.csi.io", "CSI driver name")
+	fs.StringVar(&c.nodeID, "node-id", host, "this node's id (default: the hostname)")
+	fs.StringVar(&c.pool, "pool", "memfile:"+daxdev.DefaultMemfile, "device pool spec: memfile:PATH, devdax:/dev/daxX.Y, pmem:/dev/pmemN, dmaheap:NAME or auto")
+	fs.StringVar(&c.poolSize, "pool-size", "1Gi", "size of a memfile or dmaheap pool when created (Ki/Mi/Gi/Ti)")
+	fs.BoolVar(&c.poolForce, "pool-force", false, "format the device even if it holds something that is not a daxfs pool (destroys it)")
+	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/daxfs-csi", "where the node and controller keep their records")
+	fs.Var(&c.allowSources, "allow-source", "image URI prefix volumes may use (repeatable), e.g. file:///var/lib/daxfs/images/")
+	fs.StringVar(&c.metricsAddress, "metrics-address", "", "serve /metrics and /healthz on this address (e.g. :9808); empty disables")
+	fs.BoolVar(&c.keepUnused, "keep-unused", false, "keep images with no volumes staged as a cache (evicted when space is needed)")
+	fs.Int64Var(&c.maxVolumes, "max-volumes", 0, "volumes this node accepts (NodeGetInfo max_volumes_per_node); 0 = no limit")
+	fs.StringVar(&c.mountMode, "mount-mode", "auto", "image mount backend when a volume says auto: auto (kernel daxfs if loaded, else fuse), kernel or fuse")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, wait this long for in-flight calls")
+	klog.InitFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+	}
+	if _, err := driver.ParseMode(c.mode); err != nil {
+		return nil, usageError{"--mode: " + err.Error()}
+	}
+	if _, err := driver.ParseEndpoint(c.endpoint); err != nil {
+		return nil, usageError{"--endpoint: " + err.Error()}
+	}
+	if c.nodeID == "" {
+		return nil, usageError{"--node-id is required (the hostname is unknown)"}
+	}
+	if _, err := daxdev.ParseSpec(c.pool); err != nil {
+		return nil, usageError{"--pool: " + err.Error()}
+	}
+	if _, err := daxdev.ParseSize(c.poolSize); err != nil {
+		return nil, usageError{"--pool-size: " + err.Error()}
+	}
+	switch volume.MountMode(c.mountMode) {
+	case volume.MountAuto, volume.MountKernel, volume.MountFUSE:
+	default:
+		return nil, usageError{fmt.Sprintf("--mount-mode %q: want auto, kernel or fuse", c.mountMode)}
+	}
+	if c.maxVolumes < 0 {
+		return nil, usageError{"--max-volumes must not be negative"}
+	}
+	if len(c.allowSources) == 0 {
+		klog.InfoS("No --allow-source given: every image source will be refused")
+	}
+	return c, nil
+}
+
+func serve(args []string) error {
+	c, err := parseServeFlags(args)
+	if err != nil {
+		return err
+	}
+	defer klog.Flush()
+	mode, _ := driver.ParseMode(c.mode)
+	size, _ := daxdev.ParseSize(c.poolSize)
+
+	pool, err := daxdev.OpenPool(c.pool, daxdev.PoolOptions{Size: size, Init: true, Force: c.poolForce})
+	if err != nil {
+		return fmt.Errorf("open pool %s: %w", c.pool, err)
+	}
+	defer pool.Close()
+	info := pool.Info()
+	klog.InfoS("Pool open", "spec", c.pool, "id", info.ID, "kind", info.Kind, "size", info.Size, "align", info.Align)
+
+	opts := driver.Options{
+		DriverName:      c.driverName,
+		NodeID:          c.nodeID,
+		Mode:            mode,
+		Endpoint:        c.endpoint,
+		Pool:            driver.PoolOf(pool),
+		StateDir:        c.stateDir,
+		AllowSources:    c.allowSources,
+		ProbePaths:      []string{c.stateDir},
+		MetricsAddress:  c.metricsAddress,
+		Metrics:         metrics.Default,
+		ShutdownTimeout: c.shutdownTimeout,
+	}
+	var node *nodeserver.NodeServer
+	if mode != driver.ModeController {
+		node, err = nodeserver.New(nodeserver.Options{
+			NodeID:       c.nodeID,
+			Pool:         pool,
+			PoolSpec:     c.pool,
+			StateDir:     c.stateDir,
+			AllowSources: volume.AllowList(c.allowSources),
+			MountMode:    volume.MountMode(c.mountMode),
+			KeepUnused:   c.keepUnused,
+			MaxVolumes:   c.maxVolumes,
+			OnStage: func(digest, backend string, d time.Duration) {
+				metrics.Default.ObserveStage(backend, d)
+			},
+		})
+		if err != nil {
+			return err
+		}
+		defer node.Shutdown()
+		opts.Node = node
+		opts.Images = func() []metrics.Image { return imagesOf(node.Snapshot()) }
+	}
+	d, err := driver.New(opts)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return d.Run(ctx)
+}
+
+func imagesOf(st []nodeserver.ImageStatus) []metrics.Image {
+	out := make([]metrics.Image, len(st))
+	for i, s := range st {
+		out[i] = metrics.Image{Digest: s.Digest, Size: s.Size, RegionBytes: s.RegionBytes,
+			References: s.References, Backend: s.Backend, Healthy: s.Healthy}
+	}
+	return out
+}
