@@ -2,6 +2,7 @@ package image
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -226,42 +227,68 @@ func (im *Image) dirInode(ino uint32) (Inode, uint64, error) {
 // entryChunk is how many entries a ReaderAt-backed scan reads at once.
 const entryChunk = 15
 
-// forEntries calls fn for each entry of directory dir with its raw bytes,
-// checking name length and child range. fn returns false to stop.
+// scanEntries calls fn with the raw 272-byte slot of each of the n entries
+// of directory in (bounds already checked by dirInode).
+func (im *Image) scanEntries(in Inode, n uint64, fn func(j int, e []byte) error) error {
+	var buf []byte
+	for j := uint64(0); j < n; {
+		k := n - j
+		if im.b == nil {
+			k = min(k, entryChunk)
+			if buf == nil {
+				buf = make([]byte, entryChunk*DirentStride)
+			}
+		}
+		chunk, err := im.at(in.DataOffset+j*DirentStride, k*DirentStride, buf)
+		if err != nil {
+			return fmt.Errorf("daxfs: inode %d: reading directory entries: %w", in.Ino, err)
+		}
+		for i := uint64(0); i < k; i, j = i+1, j+1 {
+			if err := fn(int(j), chunk[i*DirentStride:(i+1)*DirentStride]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// errStop ends a scan early without an error.
+var errStop = errors.New("stop")
+
+// forEntries calls fn for each entry of directory dir, checking name length
+// and child range. fn returns false to stop.
 func (im *Image) forEntries(dir uint32, fn func(j int, child, mode uint32, name []byte) bool) error {
 	in, n, err := im.dirInode(dir)
 	if err != nil {
 		return err
 	}
-	var buf []byte
-	for j := uint64(0); j < n; {
-		k := n - j
-		if im.b == nil && k > entryChunk {
-			k = entryChunk
-		}
-		if im.b == nil && buf == nil {
-			buf = make([]byte, entryChunk*DirentStride)
-		}
-		chunk, err := im.at(in.DataOffset+j*DirentStride, k*DirentStride, buf)
+	err = im.scanEntries(in, n, func(j int, e []byte) error {
+		child, mode, name, err := im.decodeEntry(dir, j, e)
 		if err != nil {
-			return fmt.Errorf("daxfs: inode %d: reading directory entries: %w", dir, err)
+			return err
 		}
-		for i := uint64(0); i < k; i, j = i+1, j+1 {
-			e := chunk[i*DirentStride : (i+1)*DirentStride]
-			child, mode, nameLen := le.Uint32(e[0:]), le.Uint32(e[4:]), int(le.Uint16(e[8:]))
-			if nameLen < 1 || nameLen > MaxNameLen {
-				return entryErr(dir, int(j), "", "name length %d out of range 1..%d", nameLen, MaxNameLen)
-			}
-			name := e[16 : 16+nameLen]
-			if child < 1 || child > im.base.inodeCount {
-				return entryErr(dir, int(j), string(name), "child inode %d out of range 1..%d", child, im.base.inodeCount)
-			}
-			if !fn(int(j), child, mode, name) {
-				return nil
-			}
+		if !fn(j, child, mode, name) {
+			return errStop
 		}
+		return nil
+	})
+	if err == errStop {
+		return nil
 	}
-	return nil
+	return err
+}
+
+// decodeEntry splits a raw entry, checking what every reader relies on.
+func (im *Image) decodeEntry(dir uint32, j int, e []byte) (child, mode uint32, name []byte, err error) {
+	child, mode, nameLen := le.Uint32(e[0:]), le.Uint32(e[4:]), int(le.Uint16(e[8:]))
+	if nameLen < 1 || nameLen > MaxNameLen {
+		return 0, 0, nil, entryErr(dir, j, "", "name length %d out of range 1..%d", nameLen, MaxNameLen)
+	}
+	name = e[16 : 16+nameLen]
+	if child < 1 || child > im.base.inodeCount {
+		return 0, 0, nil, entryErr(dir, j, string(name), "child inode %d out of range 1..%d", child, im.base.inodeCount)
+	}
+	return child, mode, name, nil
 }
 
 // Lookup finds name in directory dir by a linear scan (first match wins, as
