@@ -19,7 +19,7 @@ func newPoolFlagSet(name string, pf *poolFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("daxfs-csi "+name, flag.ContinueOnError)
 	fs.SetOutput(os.Stderr)
 	fs.StringVar(&pf.spec, "pool", "", "pool spec: memfile:PATH, devdax:/dev/daxX.Y, pmem:/dev/pmemN, dmaheap:NAME or auto")
-	fs.StringVar(&pf.offset, "offset", "0", "memfile only: where the pool starts in the file (e.g. a guest's dax data in a QEMU backing file), Ki/Mi/Gi suffixes")
+	fs.StringVar(&pf.offset, "offset", "0", "memfile only: where the pool starts in the file (e.g. a guest's dax data in a QEMU backing file), Ki/Mi/Gi suffixes, or \"find\" to scan for the pool header")
 	return fs
 }
 
@@ -39,6 +39,14 @@ func parsePoolArgs(fs *flag.FlagSet, pf *poolFlags, args []string, nargs int, ar
 			return daxdev.PoolOptions{}, usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 		}
 		return daxdev.PoolOptions{}, usageError{fmt.Sprintf("want exactly one %s argument, got %d", argName, fs.NArg())}
+	}
+	if pf.offset == "find" {
+		s, err := daxdev.ParseSpec(pf.spec)
+		if err != nil || s.Scheme != "memfile" {
+			return daxdev.PoolOptions{}, usageError{"--offset find needs a memfile:PATH pool"}
+		}
+		off, err := daxdev.FindPool(s.Path)
+		return daxdev.PoolOptions{Offset: off}, err
 	}
 	off, err := daxdev.ParseSize(pf.offset)
 	if err != nil {

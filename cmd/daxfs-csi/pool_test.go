@@ -114,6 +114,26 @@ func TestPoolCLI(t *testing.T) {
 	}
 }
 
+func TestPoolCLIOffsetFind(t *testing.T) {
+	// A pool 6 MiB into a file, as /dev/dax0.0 sits inside a QEMU backing file.
+	path := filepath.Join(t.TempDir(), "backing.img")
+	os.WriteFile(path, bytes.Repeat([]byte{0xa5}, 6<<20), 0o600)
+	spec := "memfile:" + path
+	if _, errs, code := runCLI(t, "pool", "init", "--pool", spec, "--offset", "6Mi", "--size", "8Mi", "--force"); code != 0 {
+		t.Fatalf("init at an offset: %s", errs)
+	}
+	out, errs, code := runCLI(t, "pool", "status", "--pool", spec, "--offset", "find", "--json")
+	if code != 0 || !strings.Contains(out, `"size": 8388608`) {
+		t.Fatalf("status --offset find: exit %d %q %s", code, out, errs)
+	}
+	if b, _ := os.ReadFile(path); !bytes.Equal(b[:6<<20], bytes.Repeat([]byte{0xa5}, 6<<20)) {
+		t.Fatal("bytes before the offset changed")
+	}
+	if _, errs, code := runCLI(t, "pool", "status", "--pool", spec); code != 1 || !strings.Contains(errs, "not a daxfs pool") {
+		t.Fatalf("status without the offset: exit %d %s", code, errs)
+	}
+}
+
 func TestPoolCLIErrors(t *testing.T) {
 	dir := t.TempDir()
 	spec := "memfile:" + filepath.Join(dir, "pool")

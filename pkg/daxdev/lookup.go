@@ -66,7 +66,7 @@ func (p *Pool) Data(e Extent) ([]byte, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closing {
 		return nil, ErrClosed
 	}
 	return p.b[e.Offset : e.Offset+e.Length : e.Offset+e.Length], nil

@@ -17,12 +17,16 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // hands out. It is safe for concurrent use by goroutines, processes and hosts
 // sharing the device.
 type Pool struct {
-	mu     sync.Mutex // serialises goroutines; the table lock serialises the rest
-	be     backend
-	b      []byte
-	id     identity
-	opts   PoolOptions
-	closed bool
+	mu      sync.Mutex // serialises goroutines; the table lock serialises the rest
+	be      backend
+	b       []byte
+	id      identity
+	opts    PoolOptions
+	closed  bool // unmapped
+	closing bool // Close called: no new Stage or Data
+	// inflight counts Stage calls, which write the mapping outside the
+	// lock; Close waits for them before unmapping.
+	inflight sync.WaitGroup
 
 	size, align, dataOff, nrec int64
 	uuid                       [16]byte
@@ -198,13 +202,19 @@ func (p *Pool) Info() Info {
 	}
 }
 
-// Close unmaps the device. Extents stay in the pool; Data slices become invalid.
+// Close waits for running Stage calls and unmaps the device. Extents stay in
+// the pool; Data slices become invalid.
 func (p *Pool) Close() error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
+	if p.closing {
+		p.mu.Unlock()
 		return nil
 	}
+	p.closing = true
+	p.mu.Unlock()
+	p.inflight.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.closed = true
 	return p.be.close()
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"testing"
+	"time"
 )
 
 func TestMemfilePoolEndToEnd(t *testing.T) {
@@ -76,5 +77,42 @@ func TestMemfilePoolEndToEnd(t *testing.T) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCloseWaitsForFill(t *testing.T) {
+	p, _ := testPool(t, 4<<20, PoolOptions{})
+	b, dg := content(1, 1<<20)
+	started, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Stage(context.Background(), dg, int64(len(b)), "o", func(dst []byte) error {
+			close(started)
+			<-release
+			copy(dst, b) // would fault if Close had unmapped
+			return nil
+		})
+		done <- err
+	}()
+	<-started
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a fill was running")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("Stage: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Stage(context.Background(), dg, 1, "o", nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Stage after Close: %v, want ErrClosed", err)
+	}
+	if _, err := p.Data(Extent{Offset: p.dataOff, Length: 1}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Data after Close: %v, want ErrClosed", err)
 	}
 }

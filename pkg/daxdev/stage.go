@@ -27,6 +27,14 @@ func (p *Pool) Stage(ctx context.Context, digest string, length int64, owner str
 	if length <= 0 {
 		return Extent{}, fmt.Errorf("%w: length %d of %s must be positive", ErrBadArgument, length, digest)
 	}
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		return Extent{}, ErrClosed
+	}
+	p.inflight.Add(1)
+	p.mu.Unlock()
+	defer p.inflight.Done()
 	wait := time.Millisecond
 	for {
 		e, idx, claimed, err := p.claim(d, digest, length, owner)
