@@ -331,8 +331,6 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-
-
 func readFile(t testing.TB, p string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(p)

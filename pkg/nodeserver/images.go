@@ -238,15 +238,10 @@ func (s *NodeServer) mountImage(im *state.Image, mode volume.MountMode) error {
 // imageHealthy reports why the image mount does not answer (or its FUSE
 // server is gone), nil when it serves.
 func (s *NodeServer) imageHealthy(im *state.Image) error {
-	dir := s.store.ImageMount(im.Digest)
-	want := "daxfs"
-	if im.Backend == backendFUSE {
-		want = "fuse"
-		if im.PID > 0 && !processAlive(im.PID) {
-			return fmt.Errorf("fuse-serve %d for %s is gone", im.PID, im.Digest)
-		}
+	if im.Backend == backendFUSE && im.PID > 0 && !processAlive(im.PID) {
+		return fmt.Errorf("fuse-serve %d for %s is gone", im.PID, im.Digest)
 	}
-	return mountHealthy(dir, want)
+	return mountHealthy(s.store.ImageMount(im.Digest))
 }
 
 // unmountImage takes the image mount down (stopping its server) but keeps

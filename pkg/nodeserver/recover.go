@@ -128,4 +128,3 @@ func (s *NodeServer) dropLogged(im *state.Image, why string) {
 	}
 	klog.InfoS("Released image", "digest", im.Digest, "why", why)
 }
-
