@@ -60,14 +60,14 @@ umount_all() {
 # fail early when PID (if non-empty) exits first.
 wait_mount() {
 	local d=$1 re=$2 pid=${3:-} t
-	for ((t = 0; t < 600; t++)); do
+	for ((t = 0; t < 3000; t++)); do
 		if findmnt -rn -M "$d" -o FSTYPE 2>/dev/null | grep -Eq "$re"; then
 			return 0
 		fi
 		if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
 			return 1
 		fi
-		sleep 0.05
+		sleep 0.01
 	done
 	return 1
 }

@@ -119,7 +119,10 @@ within each repetition so a noisy moment hits all of them.
 
 Cold runs: $(if [[ $DROP_OK == yes ]]; then echo "\`echo 3 > /proc/sys/vm/drop_caches\` worked and ran before each"; else echo "**drop_caches was refused**; cold runs only remounted"; fi);
 every mount is also unmounted and remounted (FUSE servers restarted, so
-their state is gone too). All images live as files on the same disk, so cold
+their state is gone too), and **a cold row is mount + workload**: fuse-serve
+validates the image's metadata (and the zero padding after each file's data)
+before it mounts, which pages part of the image in, so the mount is charged to
+every peer's cold time; the mount row alone shows that part. All images live as files on the same disk, so cold
 reads of every peer, daxfs-fuse included, come from that disk; tmpfs has no
 cold state (its cold rows only had the other caches dropped).
 Warm runs: one untimed pass, then the timed passes on the same mount.
