@@ -13,10 +13,21 @@ import (
 	"testing"
 )
 
-// runCLI runs the built daxfs-csi and returns stdout, stderr and exit code.
+// The pool CLI tests run this test binary as daxfs-csi: with the variable
+// set, it dispatches its arguments like main and exits before any test.
+const poolCLIEnv = "DAXFS_CSI_POOL_CLI_TEST"
+
+func init() {
+	if os.Getenv(poolCLIEnv) == "1" {
+		os.Exit(dispatch(os.Args[1:]))
+	}
+}
+
+// runCLI runs daxfs-csi with args and returns stdout, stderr and exit code.
 func runCLI(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(testBinary, args...)
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), poolCLIEnv+"=1")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -53,7 +64,7 @@ func poolStatusJSON(t *testing.T, spec string) poolStatusOut {
 }
 
 func TestPoolCLI(t *testing.T) {
-	img := sampleImage(t, "tree1.static.daxfs")
+	img := poolSampleImage(t, "tree1.static.daxfs")
 	raw, err := os.ReadFile(img)
 	if err != nil {
 		t.Fatal(err)
@@ -172,4 +183,20 @@ func TestPoolCLIErrors(t *testing.T) {
 	if _, errs, code := runCLI(t, "pool", "init", "--pool", "memfile:"+junk, "--force", "--size", "4Mi", "--align", "4Ki"); code != 0 {
 		t.Fatalf("init --force: %s", errs)
 	}
+}
+
+// poolSampleImage is an upstream sample image from ../shared beside the
+// repository (or $DAXFS_SHARED).
+func poolSampleImage(t *testing.T, name string) string {
+	t.Helper()
+	dir := os.Getenv("DAXFS_SHARED")
+	if dir == "" {
+		wd, _ := os.Getwd()
+		dir = filepath.Join(wd, "..", "..", "..", "shared") // cmd/daxfs-csi -> repo -> beside it
+	}
+	p := filepath.Join(dir, "testdata", "upstream-v5", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("shared sample missing (clone ../shared beside the repo or set DAXFS_SHARED): %v", err)
+	}
+	return p
 }
