@@ -23,6 +23,7 @@ type identity struct {
 	boot     [16]byte
 	pid      uint64
 	pidStart uint64
+	procOK   bool // /proc is readable: pids of this host can be checked
 }
 
 func newIdentity() (identity, error) {
@@ -37,11 +38,10 @@ func newIdentity() (identity, error) {
 	id.host = hostIdentity()
 	id.boot = bootID()
 	id.pid = uint64(os.Getpid())
-	start, err := procStartTime(os.Getpid())
-	if err != nil {
-		return id, err
+	// Without /proc (a bare initramfs), liveness falls back to heartbeats.
+	if start, err := procStartTime(os.Getpid()); err == nil {
+		id.pidStart, id.procOK = start, true
 	}
-	id.pidStart = start
 	return id, nil
 }
 
@@ -96,7 +96,7 @@ func procStartTime(pid int) (uint64, error) {
 
 // stagerAlive judges the stager recorded in rec.
 func (id identity) stagerAlive(rec []byte, staleAfter time.Duration, now time.Time) bool {
-	if le64(rec, recHost) == id.host {
+	if le64(rec, recHost) == id.host && id.procOK {
 		var boot [16]byte
 		copy(boot[:], rec[recBoot:recBoot+16])
 		if boot != id.boot {
