@@ -56,6 +56,21 @@ mem_serve_daxfs() {
 	wait_mount "$mnt" '^fuse' "$MEM_PID" || { tail -20 "$OUT/logs/memory.log" >&2; die "fuse-serve (memory) did not mount"; }
 }
 
+# mem_device_bytes: pool size - free (+0 for the image-file fallback:
+# then the whole file in /dev/shm is the device).
+mem_device_bytes() {
+	local js size free
+	if [[ $MEM_MODE == pool* ]]; then
+		js=$("$DAXFS_BIN" pool status --pool "memfile:$MEM_POOLFILE" --json)
+		echo "$js" >>"$OUT/logs/memory.log"
+		size=$(grep -o '"size": *[0-9]*' <<<"$js" | head -1 | grep -o '[0-9]*$')
+		free=$(grep -o '"free": *[0-9]*' <<<"$js" | head -1 | grep -o '[0-9]*$')
+		echo $((size - free))
+	else
+		stat -c %s "$MEM_POOLFILE"
+	fi
+}
+
 memory_phase() { # TREE
 	local tree=$1 src=$TREES/$1 n i base dev res cache anon file shm0 shm1 tot
 	base=$MNT/mem
@@ -74,12 +89,15 @@ memory_phase() { # TREE
 			for ((i = 1; i <= n; i++)); do
 				(cd "$base/pub$i" && tar -cf - . | wc -c) >/dev/null
 			done
-			dev=$(du -B1 "$MEM_POOLFILE" | cut -f1)
+			# Device bytes: what the pool reserved (size - free: the
+			# extent, aligned) plus its header/table; the pool file's
+			# allocated bytes go to the log as a cross-check.
+			dev=$(mem_device_bytes)
 			anon=$(($(proc_kib "$MEM_PID" RssAnon) * 1024))
 			file=$(($(proc_kib "$MEM_PID" RssFile) * 1024))
 			cache=$(pagecache_bytes "$base/server")
 			res=$((anon + file + cache))
-			echo "daxfs N=$n mode=$MEM_MODE device=$dev rssanon=$anon rssfile=$file rssshmem=$(($(proc_kib "$MEM_PID" RssShmem) * 1024)) fusecache=$cache" >>"$OUT/logs/memory.log"
+			echo "daxfs N=$n mode=$MEM_MODE device=$dev pool_file_allocated=$(du -B1 "$MEM_POOLFILE" | cut -f1) rssanon=$anon rssfile=$file rssshmem=$(($(proc_kib "$MEM_PID" RssShmem) * 1024)) fusecache=$cache" >>"$OUT/logs/memory.log"
 			record "$tree" "memory: device bytes" "N=$n" daxfs 1 "$(bytes_mib "$dev")" MiB
 			record "$tree" "memory: resident" "N=$n" daxfs 1 "$(bytes_mib "$res")" MiB
 			record "$tree" "memory: device + resident" "N=$n" daxfs 1 "$(bytes_mib $((dev + res)))" MiB
