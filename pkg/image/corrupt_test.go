@@ -18,7 +18,7 @@ const (
 	t1Size     = 0x317000
 )
 
-func t1Inode(n int) int { return t1Base + 0x1000 + 64*(n-1) }
+func t1Inode(n int) int     { return t1Base + 0x1000 + 64*(n-1) }
 func t1RootEntry(j int) int { return t1RootData + 272*j }
 
 type patch func(b []byte) []byte
