@@ -55,3 +55,31 @@ func TestKeepUnusedEvictsLRU(t *testing.T) {
 		t.Errorf("cached image mounts %v, want C's", m)
 	}
 }
+
+// Eviction takes the least recently used unreferenced image.
+func TestEvictionOrderIsLRU(t *testing.T) {
+	// 12 MiB pool (10 MiB of data region): two 4 MiB-aligned images fit, three do not.
+	e := newEnv(t, 12<<20, func(o *Options) { o.KeepUnused = true })
+	base := readFile(t, samplePath(t, "tree1.static.daxfs"))
+	var uris, dgs [3]string
+	for i := range uris {
+		uris[i], dgs[i] = e.writeImage(string(rune('a'+i))+".daxfs", append(append([]byte(nil), base...), make([]byte, 4096*i)...))
+	}
+	use := func(i int) {
+		tg := e.path("pods", "x", "vol")
+		must(t, e.publish("v", uris[i], dgs[i], "", tg, nil))
+		must(t, e.unpublish("v", tg))
+	}
+	use(0)
+	use(1)
+	use(0) // now 1 is the least recently used
+	use(2)
+	if _, ok := e.pool.Lookup(dgs[1]); ok {
+		t.Error("the least recently used image was not the one evicted")
+	}
+	for _, i := range []int{0, 2} {
+		if _, ok := e.pool.Lookup(dgs[i]); !ok {
+			t.Errorf("image %d evicted instead of the LRU one", i)
+		}
+	}
+}

@@ -144,3 +144,25 @@ func assertAllMountsAnswer(t *testing.T, root string) {
 		}
 	}
 }
+
+// The pool lost the image while the plugin was down (and its server died):
+// recovery fetches it again from the recorded source.
+func TestRecoveryRestagesLostImage(t *testing.T) {
+	e := newEnv(t, 64<<20, nil)
+	uri, dg := e.addImage("tree1.static.daxfs", "tree1.daxfs")
+	target := e.path("pods", "a", "vol")
+	must(t, e.publish("inline", uri, dg, "", target, nil))
+	killFuseServe(t, e)
+	if _, err := e.pool.Release(dg, e.ns.owner); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.pool.Lookup(dg); ok {
+		t.Fatal("extent still there")
+	}
+	e.ns = e.newServer()
+	checkTree(t, target, "tree1.manifest.json")
+	if f := e.pool.fills.Load(); f != 2 {
+		t.Errorf("fills %d, want 2 (staged again)", f)
+	}
+	must(t, e.unpublish("inline", target))
+}
