@@ -214,10 +214,16 @@ func (s *NodeServer) mountImage(im *state.Image, mode volume.MountMode) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("mount image %s: %w", im.Digest, err)
 	}
-	switch backend {
-	case backendKernel:
+	if backend == backendKernel {
 		err = mountKernelPhys(dir, phys, im.Size)
-	default:
+		if err != nil && mode == volume.MountAuto {
+			// auto promises a mount, not a backend: the module may refuse a
+			// region (or be listed but broken) while FUSE can serve it.
+			klog.ErrorS(err, "Kernel daxfs mount failed; falling back to FUSE", "digest", im.Digest)
+			backend = backendFUSE
+		}
+	}
+	if backend == backendFUSE {
 		var pid int
 		pid, err = s.fuse.start(im.Digest, dir, filepath.Join(s.store.ImageDir(im.Digest), "fuse.log"))
 		im.PID = pid

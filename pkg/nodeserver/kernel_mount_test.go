@@ -17,9 +17,10 @@ type physPool struct{ *countingPool }
 
 func (p physPool) PhysAddr(e daxdev.Extent) (uint64, bool) { return 0x1_0000_0000 + uint64(e.Offset), true }
 
-// With /proc/filesystems listing daxfs and a physical address, auto picks
-// the kernel mount. The module is not really here, so mount(2) fails: the
-// error says so, and nothing is left staged or mounted.
+// With /proc/filesystems listing daxfs and a physical address, the kernel
+// mount is chosen. The module is not really here, so mount(2) fails:
+// mount=kernel reports the mount it tried and leaves nothing staged or
+// mounted; mount=auto falls back to FUSE.
 func TestKernelBackendSelectedAndFailsCleanly(t *testing.T) {
 	fake := filepath.Join(t.TempDir(), "filesystems")
 	must(t, os.WriteFile(fake, []byte("nodev\tsysfs\nnodev\tdaxfs\n"), 0o644))
@@ -27,7 +28,7 @@ func TestKernelBackendSelectedAndFailsCleanly(t *testing.T) {
 	e.ns.pool = physPool{e.pool}
 	uri, dg := e.addImage("tree1.static.daxfs", "tree1.daxfs")
 
-	err := e.publish("k", uri, dg, "", e.path("pods", "k"), nil)
+	err := e.publish("k", uri, dg, "", e.path("pods", "k"), map[string]string{"mount": "kernel"})
 	wantCode(t, "kernel mount without the module", err, codes.Internal)
 	if err == nil || !strings.Contains(err.Error(), "mount daxfs phys=0x") || !strings.Contains(err.Error(), ",validate") {
 		t.Errorf("error does not show the kernel mount it tried: %v", err)
@@ -38,10 +39,13 @@ func TestKernelBackendSelectedAndFailsCleanly(t *testing.T) {
 	if m := mountsUnder(e.root); len(m) != 0 {
 		t.Errorf("mounts left: %v", m)
 	}
-	// mount=fuse still works on the same node.
-	must(t, e.publish("f", uri, dg, "", e.path("pods", "f"), map[string]string{"mount": "fuse"}))
-	checkTree(t, e.path("pods", "f"), "tree1.manifest.json")
-	must(t, e.unpublish("f", e.path("pods", "f")))
+	// auto: the kernel mount fails, FUSE serves.
+	must(t, e.publish("a", uri, dg, "", e.path("pods", "a"), nil))
+	checkTree(t, e.path("pods", "a"), "tree1.manifest.json")
+	if s := e.ns.Snapshot(); len(s) != 1 || s[0].Backend != backendFUSE {
+		t.Errorf("snapshot after fallback %+v", s)
+	}
+	must(t, e.unpublish("a", e.path("pods", "a")))
 
 	// Listed, but a pool without physical address: mount=kernel is refused.
 	e.ns.pool = e.pool
