@@ -22,6 +22,7 @@ type devdax struct {
 	phys  uint64
 	node  int
 	known bool
+	k     Kind // devdax, or cxl when the range lies in a CXL region
 }
 
 // daxAttrs is what sysfs says about a dax device.
@@ -89,7 +90,10 @@ func setupDevDAX(f *os.File, path string, opts PoolOptions) (*devdax, error) {
 	if err != nil {
 		return nil, fmt.Errorf("device-dax %s: %w", path, err)
 	}
-	d := &devdax{f: f, name: path, al: a.align, phys: a.phys, node: a.node, known: a.phys != 0}
+	d := &devdax{f: f, name: path, al: a.align, phys: a.phys, node: a.node, known: a.phys != 0, k: KindDevDAX}
+	if _, ok := regionOf(cxlRegions(sys), a.phys, a.size); ok {
+		d.k = KindCXL
+	}
 	if d.b, err = mapShared(f, 0, n); err != nil {
 		return nil, err
 	}
@@ -113,7 +117,7 @@ func daxMapLength(size, align, want int64) (int64, error) {
 	return n, nil
 }
 
-func (d *devdax) kind() Kind               { return KindDevDAX }
+func (d *devdax) kind() Kind               { return d.k }
 func (d *devdax) path() string             { return d.name }
 func (d *devdax) bytes() []byte            { return d.b }
 func (d *devdax) align() int64             { return d.al }

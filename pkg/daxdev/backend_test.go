@@ -244,6 +244,20 @@ func TestDevDAXBackendOnStandIn(t *testing.T) {
 	if !bytes.Equal(data, b) {
 		t.Fatal("bytes differ")
 	}
+	// The same range inside a CXL region makes the pool's kind cxl.
+	p.Close()
+	region := filepath.Join(sys, "bus", "cxl", "devices", "region0")
+	os.MkdirAll(region, 0o755)
+	os.WriteFile(filepath.Join(region, "resource"), []byte("0x100000000\n"), 0o600)
+	os.WriteFile(filepath.Join(region, "size"), []byte("0x10000000\n"), 0o600)
+	c, err := OpenPool("devdax:/dev/zero", PoolOptions{SysRoot: sys, Init: true, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := c.Info().Kind; k != KindCXL {
+		t.Fatalf("kind %s inside a CXL region, want cxl", k)
+	}
+	c.Close()
 	// An align that is no multiple of the device's is refused.
 	if _, err := OpenPool("devdax:/dev/zero", PoolOptions{SysRoot: sys, Init: true, Force: true, Align: 1 << 20}); !errors.Is(err, ErrBadArgument) {
 		t.Fatalf("align 1 MiB on a 2 MiB device: %v, want ErrBadArgument", err)
