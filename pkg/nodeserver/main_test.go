@@ -22,6 +22,9 @@ import (
 // the same way (a separate process, in its own session).
 var fuseServeArgv []string
 
+// daxfsCSIBin is the built binary, "" when the build failed.
+var daxfsCSIBin string
+
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "fuse-serve" {
 		os.Exit(testFuseServe(os.Args[2:]))
@@ -66,6 +69,7 @@ func buildDaxfsCSI(dir string) ([]string, error) {
 		fmt.Fprintln(os.Stderr, "daxfs-csi has no fuse-serve command yet; the test binary serves FUSE instead")
 		return []string{self}, nil
 	}
+	daxfsCSIBin = bin
 	return []string{bin}, nil
 }
 
