@@ -40,6 +40,13 @@ func childMain(mode string) error {
 		return err
 	}
 	defer p.Close()
+	if mode == "lockhang" {
+		if _, err := p.lockTable(); err != nil {
+			return err
+		}
+		fmt.Println("FILLING") // holding the table lock
+		time.Sleep(time.Hour)  // killed here
+	}
 	if gate := os.Getenv("DAXDEV_GO"); gate != "" {
 		for {
 			if _, err := os.Stat(gate); err == nil {
@@ -207,8 +214,12 @@ func TestConcurrentStagersGoroutines(t *testing.T) {
 
 // startHanging starts a child that reserves the digest, fills half and hangs.
 func startHanging(t *testing.T, pool, fills string, seed, size int) *exec.Cmd {
+	return startChild(t, "hang", pool, fills, seed, size)
+}
+
+func startChild(t *testing.T, mode, pool, fills string, seed, size int) *exec.Cmd {
 	t.Helper()
-	c := child(t, "hang", pool, fills, "", "crasher", seed, size)
+	c := child(t, mode, pool, fills, "", "crasher", seed, size)
 	out, err := c.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -333,5 +344,27 @@ func TestOtherHostStagerJudgedByHeartbeat(t *testing.T) {
 	}
 	if e, ok := p.Lookup(dg); !ok || len(e.Owners) != 1 || e.Owners[0].Name != "near" {
 		t.Fatalf("extent %+v", e)
+	}
+}
+
+func TestKilledTableLockHolderIsOverridden(t *testing.T) {
+	p, pool := testPool(t, 8<<20, PoolOptions{Align: 1 << 20})
+	c := startChild(t, "lockhang", pool, filepath.Join(t.TempDir(), "fills"), 1, 1)
+	if load(p.b, hdrLock) == 0 {
+		t.Fatal("child reports holding the lock but the lock word is clear")
+	}
+	c.Process.Kill()
+	c.Wait()
+	// The dead holder's lock would block for the 10 s lease; on the same
+	// host its death is seen at once.
+	done := make(chan Status, 1)
+	go func() { done <- p.Status() }()
+	select {
+	case st := <-done:
+		if st.Size == 0 {
+			t.Fatal("empty status")
+		}
+	case <-time.After(tableLockLease / 2):
+		t.Fatal("table lock of a killed holder was not taken over before its lease expired")
 	}
 }

@@ -28,12 +28,14 @@ func (p *Pool) lockTable() (func(), error) {
 		now := time.Now()
 		want := p.id.token<<32 | uint64(now.Add(tableLockLease).Unix())&0xffffffff
 		old := load(p.b, hdrLock)
-		if old == 0 || int64(old&0xffffffff) < now.Unix() {
+		expired := old != 0 && int64(old&0xffffffff) < now.Unix()
+		if old == 0 || expired || p.lockHolderDead(old, now) {
 			if old != 0 {
-				klog.InfoS("taking over an expired pool table lock", "path", p.be.path(), "holder", old>>32)
+				klog.InfoS("taking over the pool table lock of a dead or expired holder", "path", p.be.path(), "holder", old>>32, "expired", expired)
 			}
 			if cas(p.b, hdrLock, old, want) {
 				mine = want
+				p.recordLockHolder()
 				break
 			}
 			continue
@@ -50,4 +52,28 @@ func (p *Pool) lockTable() (func(), error) {
 		}
 		p.mu.Unlock()
 	}, nil
+}
+
+func (p *Pool) holderRec() []byte { return p.b[hdrHolder : hdrHolder+recOwners] }
+
+// recordLockHolder says who holds the lock, so that a holder killed inside
+// the critical section is seen dead at once on its own host.
+func (p *Pool) recordLockHolder() {
+	h := p.holderRec()
+	put64(h, recHost, p.id.host)
+	copy(h[recBoot:recBoot+16], p.id.boot[:])
+	put64(h, recPid, p.id.pid)
+	put64(h, recPidStart, p.id.pidStart)
+	store(h, recHeartbeat, uint64(time.Now().UnixNano()))
+	store(h, recToken, p.id.token)
+}
+
+// lockHolderDead: the holder recorded for lock word old is a dead process of
+// this host. Other hosts' holders are only overridden on expiry.
+func (p *Pool) lockHolderDead(old uint64, now time.Time) bool {
+	h := p.holderRec()
+	if old == 0 || load(h, recToken) != old>>32 || le64(h, recHost) != p.id.host || !p.id.procOK {
+		return false
+	}
+	return !p.id.stagerAlive(h, tableLockLease, now)
 }
