@@ -8,7 +8,8 @@
 # Usage: test/e2e/qemu/run.sh [--record] [SETUP...]   (SETUP: nvdimm cxl e820; default: nvdimm cxl)
 #   --record   also dump the sysfs trees of boot 1 into pkg/daxdev/testdata/sysfs/<setup>/
 # Environment:
-#   QEMU_E2E_TEST=raw|pool   guest test (default: pool when pkg/daxdev exists, else raw)
+#   QEMU_E2E_TEST=pool|raw   guest test: pool (default) = pkg/daxdev discovery + pool + staging;
+#                            raw = plain MAP_SHARED write/verify of /dev/dax0.0, no pkg/daxdev
 #   QEMU_E2E_WORK=DIR        work dir (default ${TMPDIR:-/tmp}/daxfs-csi-qemu-e2e), never committed
 #   QEMU_E2E_DEBUG=1         kernel messages at debug level while the guest test runs
 #   QEMU_E2E_APPEND=ARGS     extra kernel command line (e.g. dyndbg=...)
@@ -80,22 +81,16 @@ kernel=/boot/vmlinuz-$kver
 log "kernel $kver, work dir $work"
 mkdir -p "$work"
 
-test_kind=${QEMU_E2E_TEST:-}
-if [ -z "$test_kind" ]; then
-  if ls "$repo"/pkg/daxdev/*.go >/dev/null 2>&1; then test_kind=pool; else test_kind=raw; fi
-fi
+test_kind=${QEMU_E2E_TEST:-pool}
 case "$test_kind" in raw|pool) ;; *) die "QEMU_E2E_TEST must be raw or pool, not '$test_kind'";; esac
 log "guest test: $test_kind"
 
 # ---------------------------------------------------------------- build
 phase_start
-tags=; [ "$test_kind" = pool ] && tags=daxdev
-(cd "$repo" && CGO_ENABLED=0 go build -tags "$tags" -trimpath -o "$work/e2e-guest" ./test/e2e/qemu/guest) \
+(cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$work/e2e-guest" ./test/e2e/qemu/guest) \
   || die "building the static guest binary failed"
-if [ "$test_kind" = pool ]; then
-  (cd "$repo" && go build -tags "$tags" -trimpath -o "$work/e2e-hostcheck" ./test/e2e/qemu/hostcheck) \
-    || die "building the host check failed"
-fi
+(cd "$repo" && go build -trimpath -o "$work/e2e-hostcheck" ./test/e2e/qemu/hostcheck) \
+  || die "building the host check failed"
 is_static "$work/e2e-guest" || die "$work/e2e-guest is not static"
 phase_end build-go
 
@@ -229,9 +224,14 @@ for setup in "${setups[@]}"; do
       [ "${PIPESTATUS[0]}" = 0 ] || die "$setup: host check of $bf failed"
       ;;
     pool)
-      require_pass "$setup" 1 'pool.create '
-      require_pass "$setup" 2 'pool.reopen '
-      "$work/e2e-hostcheck" -file "$bf" -guest-log "$work/$setup-boot2.log" | sed "s/^/  [$setup host] /"
+      for c in pool.discover pool.init pool.stage.tree1 pool.stage.tree2 pool.restage-reuses pool.report; do
+        require_pass "$setup" 1 "$c"
+      done
+      for c in pool.discover pool.reopen pool.reopen.tree1 pool.reopen.tree2 pool.release pool.report; do
+        require_pass "$setup" 2 "$c"
+      done
+      "$work/e2e-hostcheck" -setup "$setup" -file "$bf" -images "$images" \
+        -boot1-log "$work/$setup-boot1.log" -boot2-log "$work/$setup-boot2.log" 2>&1 | sed "s/^/  [$setup host] /"
       [ "${PIPESTATUS[0]}" = 0 ] || die "$setup: host check of $bf failed"
       ;;
   esac
