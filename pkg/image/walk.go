@@ -1,6 +1,10 @@
 package image
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
 	"slices"
 	"strings"
 )
@@ -12,20 +16,47 @@ type WalkFunc func(p string, in Inode) error
 // Walk visits the tree depth first, each directory's children sorted by name
 // (bytewise), so the order is stable whatever order the image stores. A
 // directory reached twice (a cycle or a hard-linked directory) is an error.
-func (im *Image) Walk(fn WalkFunc) error {
-	root, err := im.Inode(RootIno)
+func (im *Image) Walk(fn WalkFunc) error { return im.WalkPath("/", fn) }
+
+// WalkPath is Walk starting at p ("/a/b"), which is visited first; a
+// symlink at p is not followed.
+func (im *Image) WalkPath(p string, fn WalkFunc) error {
+	clean := path.Clean("/" + p)
+	in, err := im.LookupPath(clean)
 	if err != nil {
 		return err
 	}
-	if !root.IsDir() {
-		return inodeErr(RootIno, "root inode is not a directory (mode %#o)", root.Mode)
+	if in.Ino == RootIno && !in.IsDir() {
+		return inodeErr(RootIno, "root inode is not a directory (mode %#o)", in.Mode)
 	}
-	seen := make([]bool, im.base.inodeCount+1)
-	seen[RootIno] = true
-	if err := fn("/", root); err != nil {
+	if err := fn(clean, in); err != nil || !in.IsDir() {
 		return err
 	}
-	return im.walkDir("", root.Ino, seen, fn)
+	seen := make([]bool, im.base.inodeCount+1)
+	seen[in.Ino] = true
+	return im.walkDir(strings.TrimSuffix(clean, "/"), in.Ino, seen, fn)
+}
+
+// LookupPath resolves a slash-separated path from the root without
+// following symlinks; "/" and "" are the root.
+func (im *Image) LookupPath(p string) (Inode, error) {
+	in, err := im.Inode(RootIno)
+	for _, c := range strings.Split(p, "/") {
+		if err != nil {
+			return Inode{}, err
+		}
+		if c == "" || c == "." {
+			continue
+		}
+		if c == ".." {
+			return Inode{}, fmt.Errorf("daxfs: path %q: %w", p, fs.ErrInvalid)
+		}
+		in, err = im.Lookup(in.Ino, c)
+		if errors.Is(err, fs.ErrNotExist) {
+			return Inode{}, fmt.Errorf("daxfs: path %q: %w", p, fs.ErrNotExist)
+		}
+	}
+	return in, err
 }
 
 func (im *Image) walkDir(prefix string, dir uint32, seen []bool, fn WalkFunc) error {

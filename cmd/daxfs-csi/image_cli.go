@@ -1,0 +1,82 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/image"
+)
+
+// imageFlagSet returns a quiet flag set for an image subcommand; errors
+// come back as usageError.
+func imageFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("daxfs-csi "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parseInterleaved parses flags that may come before or after positional
+// arguments ("ls IMG --json"); "--" ends flag parsing.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		rest := fs.Args()
+		consumed := args[:len(args)-len(rest)]
+		if len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// openedImage is an image file mapped read-only.
+type openedImage struct {
+	*image.Image
+	close func()
+}
+
+// openImageFile maps path (zero copy, like fuse-serve) and opens it.
+func openImageFile(path string) (*openedImage, error) {
+	src, err := mapImageFile(path, "")
+	if err != nil {
+		return nil, err
+	}
+	im, err := image.OpenBytes(src.data)
+	if err != nil {
+		src.close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &openedImage{Image: im, close: src.close}, nil
+}
+
+// typeName is the manifest's name for the file type in st_mode.
+func typeName(mode uint32) string {
+	switch mode & 0o170000 {
+	case 0o100000:
+		return "file"
+	case 0o040000:
+		return "dir"
+	case 0o120000:
+		return "symlink"
+	case 0o010000:
+		return "fifo"
+	case 0o140000:
+		return "socket"
+	case 0o020000:
+		return "chardev"
+	case 0o060000:
+		return "blockdev"
+	}
+	return "unknown"
+}
