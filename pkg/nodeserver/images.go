@@ -25,7 +25,21 @@ type resolved struct {
 	URI    string
 	Digest string
 	Size   int64
-	Mode   volume.MountMode
+	Mode   volume.MountMode // effective: the volume's, or the node default for auto
+	Strict bool             // the volume itself named the backend
+}
+
+// stageTimeout bounds one fetch+fill. Staging runs detached from the
+// request: a kubelet retry after its own timeout finds the work done
+// instead of starting over.
+const stageTimeout = 30 * time.Minute
+
+// effectiveMode applies the node default to a volume's mount mode.
+func (s *NodeServer) effectiveMode(m volume.MountMode) (volume.MountMode, bool) {
+	if m == "" || m == volume.MountAuto {
+		return s.opts.MountMode, false
+	}
+	return m, true
 }
 
 // resolve checks the allow-list and finds digest and size (a file source
@@ -41,11 +55,8 @@ func (s *NodeServer) resolve(ctx context.Context, a volume.Attributes) (resolved
 	if r.Size <= 0 {
 		return resolved{}, volume.WithCode(codes.InvalidArgument, fmt.Errorf("image %s is empty", a.Image))
 	}
-	mode := a.Mount
-	if mode == "" || mode == volume.MountAuto {
-		mode = s.opts.MountMode
-	}
-	return resolved{URI: a.Image, Digest: r.Digest, Size: r.Size, Mode: mode}, nil
+	mode, strict := s.effectiveMode(a.Mount)
+	return resolved{URI: a.Image, Digest: r.Digest, Size: r.Size, Mode: mode, Strict: strict}, nil
 }
 
 // ensureImage makes r staged in the pool and mounted once under the state
@@ -56,7 +67,7 @@ func (s *NodeServer) ensureImage(ctx context.Context, r resolved) (*state.Image,
 	im := s.images[r.Digest]
 	s.mu.Unlock()
 	if im != nil && im.Backend != "" {
-		if r.Mode != volume.MountAuto && string(r.Mode) != im.Backend {
+		if r.Strict && string(r.Mode) != im.Backend {
 			return nil, volume.WithCode(codes.FailedPrecondition,
 				fmt.Errorf("image %s is already mounted with %s on this node; mount=%s cannot be honoured", r.Digest, im.Backend, r.Mode))
 		}
@@ -83,7 +94,10 @@ func (s *NodeServer) ensureImage(ctx context.Context, r resolved) (*state.Image,
 		s.mu.Unlock()
 	}
 	if _, ok := s.pool.Lookup(r.Digest); fresh || !ok {
-		if _, err := s.stageWithEviction(ctx, r); err != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stageTimeout)
+		_, err := s.stageWithEviction(sctx, r)
+		cancel()
+		if err != nil {
 			s.forgetIfUnused(im)
 			return nil, err
 		}

@@ -102,6 +102,12 @@ func (s *NodeServer) recoverVolume(v *state.Volume, force bool) {
 		}
 	}
 	for t := range v.Targets {
+		if _, err := os.Lstat(t); os.IsNotExist(err) {
+			// Someone (the kubelet, an admin) removed the target while we
+			// were down: never recreate it, forget it.
+			s.forgetTarget(v, t)
+			continue
+		}
 		if !force && mountHealthy(t) == nil {
 			continue
 		}
@@ -127,4 +133,30 @@ func (s *NodeServer) dropLogged(im *state.Image, why string) {
 		return
 	}
 	klog.InfoS("Released image", "digest", im.Digest, "why", why)
+}
+
+// forgetTarget drops a target whose directory is gone; an inline volume
+// with it, releasing its image reference.
+func (s *NodeServer) forgetTarget(v *state.Volume, target string) {
+	klog.InfoS("Target gone while the plugin was down; forgetting it", "volume", v.VolumeID, "target", target)
+	if v.Ephemeral {
+		if err := s.removeVolume(v); err != nil {
+			klog.ErrorS(err, "Forget inline volume", "volume", v.VolumeID)
+		}
+		return
+	}
+	s.mu.Lock()
+	cur := s.volumes[v.Key()]
+	s.mu.Unlock()
+	if cur == nil {
+		return
+	}
+	next := cloneVolume(cur)
+	delete(next.Targets, target)
+	os.RemoveAll(s.layerDir(v, target))
+	if err := s.store.SaveVolume(next); err != nil {
+		klog.ErrorS(err, "Forget target", "volume", v.VolumeID)
+		return
+	}
+	s.setVolume(next)
 }

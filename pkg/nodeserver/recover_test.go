@@ -166,3 +166,36 @@ func TestRecoveryRestagesLostImage(t *testing.T) {
 	}
 	must(t, e.unpublish("inline", target))
 }
+
+// Targets removed while the plugin was down are forgotten, not recreated;
+// an inline volume's image reference goes with it.
+func TestRecoveryForgetsRemovedTargets(t *testing.T) {
+	e := newEnv(t, 64<<20, nil)
+	uri, dg := e.addImage("tree1.static.daxfs", "tree1.daxfs")
+	staging, t1, t2, inline := e.path("staging"), e.path("pods", "1"), e.path("pods", "2"), e.path("pods", "i")
+	must(t, e.stage("pv", uri, dg, staging, nil))
+	must(t, e.publish("pv", uri, dg, staging, t1, nil))
+	must(t, e.publish("pv", uri, dg, staging, t2, map[string]string{"writable": "true"}))
+	must(t, e.publish("inline", uri, dg, "", inline, nil))
+	e.ns = nil
+	for _, p := range []string{t1, t2, inline} {
+		must(t, unix.Unmount(p, 0))
+		must(t, os.Remove(p))
+	}
+	e.ns = e.newServer()
+	for _, p := range []string{t1, t2, inline} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("%s recreated by recovery: %v", p, err)
+		}
+	}
+	if s := e.ns.Snapshot(); len(s) != 1 || s[0].References != 1 {
+		t.Errorf("snapshot %+v, want the PV's reference only", s)
+	}
+	must(t, e.unstage("pv", staging)) // no live targets left
+	if _, ok := e.pool.Lookup(dg); ok {
+		t.Error("image not released")
+	}
+	if m := mountsUnder(e.root); len(m) != 0 {
+		t.Errorf("mounts left: %v", m)
+	}
+}

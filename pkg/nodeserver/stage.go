@@ -189,10 +189,7 @@ func (s *NodeServer) ensureImageFor(ctx context.Context, rec *state.Volume) erro
 	if im != nil && im.Backend != "" && s.imageHealthy(im) == nil {
 		return nil
 	}
-	mode := a.Mount
-	if mode == volume.MountAuto {
-		mode = s.opts.MountMode
-	}
+	mode, strict := s.effectiveMode(a.Mount)
 	size := int64(0)
 	if im != nil {
 		size = im.Size
@@ -206,6 +203,6 @@ func (s *NodeServer) ensureImageFor(ctx context.Context, rec *state.Volume) erro
 		}
 		size = r.Size
 	}
-	_, err = s.ensureImage(ctx, resolved{URI: a.Image, Digest: rec.Digest, Size: size, Mode: mode})
+	_, err = s.ensureImage(ctx, resolved{URI: a.Image, Digest: rec.Digest, Size: size, Mode: mode, Strict: strict})
 	return err
 }
