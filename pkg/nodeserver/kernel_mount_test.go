@@ -15,7 +15,9 @@ import (
 // device-dax pool does, so the kernel path is chosen.
 type physPool struct{ *countingPool }
 
-func (p physPool) PhysAddr(e daxdev.Extent) (uint64, bool) { return 0x1_0000_0000 + uint64(e.Offset), true }
+func (p physPool) PhysAddr(e daxdev.Extent) (uint64, bool) {
+	return 0x1_0000_0000 + uint64(e.Offset), true
+}
 
 // With /proc/filesystems listing daxfs and a physical address, the kernel
 // mount is chosen. The module is not really here, so mount(2) fails:
