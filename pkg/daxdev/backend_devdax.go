@@ -86,7 +86,8 @@ func setupDevDAX(f *os.File, path string, opts PoolOptions) (*devdax, error) {
 	if err != nil {
 		return nil, fmt.Errorf("device-dax %s: %w", path, err)
 	}
-	n, err := daxMapLength(a.size, a.align, opts.Size)
+	// Map the whole device: PoolOptions.Size only limits a new pool.
+	n, err := daxMapLength(a.size, a.align, 0)
 	if err != nil {
 		return nil, fmt.Errorf("device-dax %s: %w", path, err)
 	}

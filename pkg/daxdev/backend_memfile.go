@@ -57,7 +57,9 @@ func (m *memfile) setup(opts PoolOptions) error {
 		return fmt.Errorf("%w: memory file %s is not a regular file", ErrBadArgument, m.name)
 	}
 	size := st.Size()
-	if opts.Init && opts.Size > 0 && opts.Offset+opts.Size > size {
+	// Size applies when a pool is created: a file that already holds one
+	// keeps its size, whatever the caller asks.
+	if opts.Init && opts.Size > 0 && opts.Offset+opts.Size > size && !m.holdsPool(opts.Offset) {
 		want := opts.Offset + roundUp(opts.Size, m.al)
 		if err := m.f.Truncate(want); err != nil {
 			return fmt.Errorf("size memory file %s to %d bytes: %w", m.name, want, err)
@@ -65,15 +67,18 @@ func (m *memfile) setup(opts PoolOptions) error {
 		size = want
 	}
 	n := size - opts.Offset
-	if opts.Size > 0 && opts.Size < n {
-		n = opts.Size
-	}
 	n = n / pageSize * pageSize
 	if n < headerSize {
 		return fmt.Errorf("%w: memory file %s holds %d bytes after offset %d", ErrTooSmall, m.name, n, opts.Offset)
 	}
 	m.b, err = mapShared(m.f, opts.Offset, n)
 	return err
+}
+
+func (m *memfile) holdsPool(off int64) bool {
+	magic := make([]byte, len(poolMagic))
+	_, err := m.f.ReadAt(magic, off)
+	return err == nil && string(magic) == poolMagic
 }
 
 func (m *memfile) kind() Kind               { return KindMemfile }

@@ -50,11 +50,7 @@ func setupPmem(f *os.File, path string, opts PoolOptions) (*pmem, error) {
 	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKGETSIZE64, uintptr(unsafe.Pointer(&size))); errno != 0 {
 		return nil, fmt.Errorf("BLKGETSIZE64 %s: %w", path, errno)
 	}
-	n := int64(size)
-	if opts.Size > 0 && opts.Size < n {
-		n = opts.Size
-	}
-	n = n / pageSize * pageSize
+	n := int64(size) / pageSize * pageSize
 	if n < headerSize {
 		return nil, fmt.Errorf("%w: pmem %s has %d bytes", ErrTooSmall, path, size)
 	}

@@ -186,3 +186,37 @@ func TestOpenMissingDevices(t *testing.T) {
 		}
 	}
 }
+
+func TestSizeOnlyAppliesAtCreation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pool")
+	spec := "memfile:" + path
+	p, err := OpenPool(spec, PoolOptions{Init: true, Size: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, dg := stageN(t, p, 1, 3<<20)
+	p.Close()
+	for _, size := range []int64{4 << 20, 16 << 20} {
+		q, err := OpenPool(spec, PoolOptions{Init: true, Size: size})
+		if err != nil {
+			t.Fatalf("reopen with Init and Size %d: %v", size, err)
+		}
+		if st := q.Status(); st.Size != 8<<20 || len(st.Extents) != 1 || st.Extents[0].Digest != dg {
+			t.Fatalf("reopen with Size %d: %+v, want the 8 MiB pool and its extent", size, st)
+		}
+		q.Close()
+	}
+	if fi, _ := os.Stat(path); fi.Size() != 8<<20 {
+		t.Fatalf("file grew to %d", fi.Size())
+	}
+	// On a bigger device, Size limits a new pool.
+	big := writeFile(t, 16<<20, false)
+	q, err := OpenPool("memfile:"+big, PoolOptions{Init: true, Size: 6 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if st := q.Status(); st.Size != 6<<20 {
+		t.Fatalf("pool size %d on a 16 MiB file with Size 6 MiB", st.Size)
+	}
+}

@@ -4,8 +4,9 @@ import "time"
 
 // PoolOptions tune OpenPool. The zero value opens an existing pool.
 type PoolOptions struct {
-	// Size of the pool in bytes: for memfile, the file is created or grown to
-	// it on Init; for dmaheap, the buffer allocated. 0 = the whole device.
+	// Size of a new pool in bytes (0 = the whole device): on Init a memory
+	// file is created or grown to it; dmaheap allocates it. An existing pool
+	// keeps the size it was created with.
 	Size int64
 	// Align of extents on Init; a power of two, a multiple of the device's own
 	// align. 0 = the device align (memfile: DefaultMemfileAlign).

@@ -120,7 +120,11 @@ func (p *Pool) format() error {
 	if nrec < 1 || nrec > 1<<20 {
 		return fmt.Errorf("%w: records %d out of range [1, %d]", ErrBadArgument, nrec, 1<<20)
 	}
-	size := int64(len(p.b)) / align * align
+	size := int64(len(p.b))
+	if p.opts.Size > 0 && p.opts.Size < size {
+		size = p.opts.Size
+	}
+	size = size / align * align
 	dataOff := roundUp(tableEnd(nrec), align)
 	if dataOff+align > size {
 		return fmt.Errorf("%w: %s has %d bytes; a table of %d records plus one %d-byte extent needs %d", ErrTooSmall, p.be.path(), len(p.b), nrec, align, dataOff+align)

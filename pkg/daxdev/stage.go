@@ -15,7 +15,8 @@ import (
 // copied exactly once: the first caller reserves a staging extent and runs
 // fill on its bytes; the others wait for it to turn ready (or, if the stager
 // fails or dies, take over) and then just add their owner. A fill error frees
-// the extent and is returned wrapped.
+// the extent and is returned wrapped. dst holds stale bytes of earlier
+// extents: fill must write all of it.
 func (p *Pool) Stage(ctx context.Context, digest string, length int64, owner string, fill func(dst []byte) error) (Extent, error) {
 	d, err := parseDigest(digest)
 	if err != nil {
