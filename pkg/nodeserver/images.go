@@ -220,7 +220,8 @@ func (s *NodeServer) mountImage(im *state.Image, mode volume.MountMode) error {
 	if err != nil {
 		klog.ErrorS(err, "Cannot tell whether the daxfs module is loaded; assuming not")
 	}
-	backend, err := selectBackend(mode, listed, region{phys: phys, size: im.Size})
+	exporter, dmabuf := s.pool.(DMABufExporter)
+	backend, err := selectBackend(mode, listed, region{phys: phys, size: im.Size, dmabuf: dmabuf})
 	if err != nil {
 		return err
 	}
@@ -229,7 +230,7 @@ func (s *NodeServer) mountImage(im *state.Image, mode volume.MountMode) error {
 		return fmt.Errorf("mount image %s: %w", im.Digest, err)
 	}
 	if backend == backendKernel {
-		err = mountKernelPhys(dir, phys, im.Size)
+		err = s.mountKernel(dir, ext, phys, im.Size, exporter)
 		if err != nil && mode == volume.MountAuto {
 			// auto promises a mount, not a backend: the module may refuse a
 			// region (or be listed but broken) while FUSE can serve it.
@@ -368,4 +369,18 @@ func (s *NodeServer) touch(im *state.Image) {
 			klog.ErrorS(err, "Record image use", "digest", im.Digest)
 		}
 	}
+}
+
+// mountKernel mounts by physical address when there is one, else through
+// the extent's own dma-buf.
+func (s *NodeServer) mountKernel(dir string, e daxdev.Extent, phys uint64, size int64, exp DMABufExporter) error {
+	if phys != 0 || exp == nil {
+		return mountKernelPhys(dir, phys, size)
+	}
+	f, err := exp.ExtentDMABuf(e)
+	if err != nil {
+		return fmt.Errorf("dma-buf of %s: %w", e.Digest, err)
+	}
+	defer f.Close()
+	return mountKernelDmabuf(dir, f)
 }

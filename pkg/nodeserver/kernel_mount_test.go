@@ -54,3 +54,25 @@ func TestKernelBackendSelectedAndFailsCleanly(t *testing.T) {
 	err = e.publish("k2", uri, dg, "", e.path("pods", "k2"), map[string]string{"mount": "kernel"})
 	wantCode(t, "mount=kernel on a pool without phys", err, codes.FailedPrecondition)
 }
+
+// dmaPool exports each extent as its own dma-buf (a stand-in fd: no heap here).
+type dmaPool struct{ *countingPool }
+
+func (p dmaPool) ExtentDMABuf(daxdev.Extent) (*os.File, error) { return os.Open("/dev/null") }
+
+// A pool without physical addresses but with per-extent dma-bufs takes the
+// fsopen/fsconfig(dmabuf) path.
+func TestKernelBackendDmabufPath(t *testing.T) {
+	fake := filepath.Join(t.TempDir(), "filesystems")
+	must(t, os.WriteFile(fake, []byte("nodev\tdaxfs\n"), 0o644))
+	e := newEnv(t, 64<<20, func(o *Options) { o.ProcFilesystems = fake })
+	e.ns.pool = dmaPool{e.pool}
+	uri, dg := e.addImage("tree1.static.daxfs", "tree1.daxfs")
+	err := e.publish("k", uri, dg, "", e.path("pods", "k"), map[string]string{"mount": "kernel"})
+	if err == nil || !strings.Contains(err.Error(), "fsopen daxfs") {
+		t.Fatalf("mount=kernel on a dma-buf pool: %v", err)
+	}
+	if _, ok := e.pool.Lookup(dg); ok {
+		t.Error("extent kept after the failed mount")
+	}
+}

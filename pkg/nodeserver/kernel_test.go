@@ -3,6 +3,7 @@ package nodeserver
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -56,5 +57,19 @@ func TestSelectBackend(t *testing.T) {
 		if got != c.want || volume.Code(err) != c.code {
 			t.Errorf("selectBackend(%s, listed=%v, %+v) = %q, %v (%v); want %q, %v", c.mode, c.listed, c.r, got, err, volume.Code(err), c.want, c.code)
 		}
+	}
+}
+
+// The new-mount-API path runs its real syscalls: without the module,
+// fsopen fails and says which filesystem it wanted.
+func TestMountKernelDmabufWithoutModule(t *testing.T) {
+	f, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = mountKernelDmabuf(t.TempDir(), f)
+	if err == nil || !strings.Contains(err.Error(), "fsopen daxfs") {
+		t.Fatalf("mountKernelDmabuf without the module: %v", err)
 	}
 }

@@ -32,6 +32,13 @@ type Pool interface {
 
 var _ Pool = (*daxdev.Pool)(nil)
 
+// DMABufExporter is implemented by pools that can hand out a dma-buf
+// holding exactly one extent; the kernel daxfs module maps a whole dma-buf,
+// so a dma-heap pool's own buffer (table included) cannot be mounted.
+type DMABufExporter interface {
+	ExtentDMABuf(e daxdev.Extent) (*os.File, error)
+}
+
 // Options configure a NodeServer.
 type Options struct {
 	NodeID string
