@@ -1,8 +1,10 @@
 package daxdev
 
 import (
+	"errors"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -83,5 +85,20 @@ func TestRegionOf(t *testing.T) {
 		if _, ok := regionOf(r, tc.phys, tc.size); ok != tc.ok {
 			t.Errorf("regionOf(%#x, %d) = %v, want %v", tc.phys, tc.size, ok, tc.ok)
 		}
+	}
+}
+
+func TestAutoSpec(t *testing.T) {
+	// The fixture's /dev/dax0.0 does not exist: auto picks it and says so.
+	sys, dev := fixture("cxl-devdax")
+	_, err := OpenPool("auto", PoolOptions{SysRoot: sys, DevRoot: dev})
+	if !errors.Is(err, ErrNoDevice) || !strings.Contains(err.Error(), filepath.Join(dev, "dax0.0")) {
+		t.Fatalf("auto on the CXL fixture: %v, want ErrNoDevice naming %s", err, filepath.Join(dev, "dax0.0"))
+	}
+	// Heaps alone are not candidates.
+	empty := t.TempDir()
+	_, err = OpenPool("auto", PoolOptions{SysRoot: empty, DevRoot: dev})
+	if !errors.Is(err, ErrNoDevice) || !strings.Contains(err.Error(), "found no") {
+		t.Fatalf("auto with only a dma-buf heap: %v, want ErrNoDevice", err)
 	}
 }

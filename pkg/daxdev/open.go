@@ -27,14 +27,13 @@ func openBackend(s Spec, opts PoolOptions) (backend, error) {
 			return nil, fmt.Errorf("auto pool: %w", err)
 		}
 		for _, d := range inv.Devices {
-			if d.Kind == KindDMAHeap {
-				continue // not persistent, not shared: only when named
+			switch d.Kind {
+			case KindDevDAX, KindCXL:
+				return openBackend(Spec{Scheme: "devdax", Path: d.Path}, opts)
+			case KindPmem:
+				return openBackend(Spec{Scheme: "pmem", Path: d.Path}, opts)
 			}
-			next, err := ParseSpec(d.Spec)
-			if err != nil {
-				return nil, err
-			}
-			return openBackend(next, opts)
+			// dma-buf heaps are neither persistent nor shared: only when named.
 		}
 		return nil, fmt.Errorf("auto pool: %w: discovery under %s and %s found no device-dax, CXL or pmem device", ErrNoDevice, sys, dev)
 	}
