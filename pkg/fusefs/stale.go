@@ -9,15 +9,16 @@ import (
 )
 
 // CleanStale detaches mountpoint while it is a FUSE mount whose server is
-// gone (stat fails with "transport endpoint is not connected"), so the node
-// can mount it again. It reports whether it detached anything; a healthy
-// mount or a plain directory is left alone.
+// gone ("transport endpoint is not connected"), so the node can mount it
+// again. It reports whether it detached anything; a healthy mount or a
+// plain directory is left alone. It probes with statfs, which FUSE always
+// sends to the server: a stat could be answered from cached attributes.
 func CleanStale(mountpoint string) (bool, error) {
 	cleaned := false
 	// Mounts can be stacked; detach dead ones until what is below answers.
 	for range 16 {
-		var st unix.Stat_t
-		err := unix.Stat(mountpoint, &st)
+		var st unix.Statfs_t
+		err := unix.Statfs(mountpoint, &st)
 		if err == nil {
 			return cleaned, nil
 		}
