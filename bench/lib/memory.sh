@@ -18,8 +18,10 @@
 #                   Shmem; /proc/meminfo Shmem before/after goes to the log.
 
 # pagecache_bytes DIR: resident page-cache bytes of the regular files under DIR.
+# Hard links are counted once (by inode number).
 pagecache_bytes() {
-	find "$1" -type f -print0 | xargs -0 -r fincore -b -n -r -o RES 2>/dev/null |
+	find "$1" -type f -printf '%i %p\n' | sort -u -k1,1 | cut -d' ' -f2- | tr '\n' '\0' |
+		xargs -0 -r fincore -b -n -r -o RES 2>/dev/null |
 		awk '{ s += $1 } END { printf "%d", s }'
 }
 meminfo_kib() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
@@ -126,7 +128,6 @@ memory_phase() { # TREE
 				tot=$((tot + $(du -s -B1 "$base/tmpfs$i" | cut -f1)))
 			done
 			echo "tmpfs N=$n du_total=$tot meminfo_shmem_delta=$(((shm1 - shm0) * 1024))" >>"$OUT/logs/memory.log"
-			record "$tree" "memory: device bytes" "N=$n" tmpfs 1 0.0 MiB
 			record "$tree" "memory: resident" "N=$n" tmpfs 1 "$(bytes_mib "$tot")" MiB
 			record "$tree" "memory: device + resident" "N=$n" tmpfs 1 "$(bytes_mib "$tot")" MiB
 			for ((i = n; i >= 1; i--)); do umount_all "$base/tmpfs$i"; done
