@@ -3,6 +3,7 @@ package daxdev
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
 )
 
 // benchPool opens a pool for benchmarks: a memory file on /dev/shm (tmpfs,
@@ -17,6 +19,8 @@ import (
 // whose flush is a CPU cache write-back.
 func benchPool(b *testing.B, kind string, size int64) *Pool {
 	b.Helper()
+	klog.LogToStderr(false) // keep log lines out of the benchmark table
+	klog.SetOutput(io.Discard)
 	var p *Pool
 	var err error
 	switch kind {
