@@ -46,4 +46,3 @@ func (p *Pool) PhysAddr(e Extent) (uint64, bool) {
 	}
 	return base + uint64(e.Offset), true
 }
-

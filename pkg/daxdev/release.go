@@ -38,4 +38,3 @@ func (p *Pool) Release(digest, owner string) (freed bool, err error) {
 	}
 	return true, p.freeRecord(i)
 }
-
