@@ -214,6 +214,7 @@ func TestDeleteValidateList(t *testing.T) {
 
 	// Pagination: pages of 2 cover all 5 exactly once.
 	seen := map[string]int{}
+	var deleted []string
 	tok := ""
 	pages := 0
 	for {
@@ -237,6 +238,7 @@ func TestDeleteValidateList(t *testing.T) {
 		// A deleted volume between pages does not break the token.
 		if pages == 1 {
 			for id := range seen {
+				deleted = append(deleted, id)
 				if _, err := f.ctrl.DeleteVolume(bg, &csi.DeleteVolumeRequest{VolumeId: id}); err != nil {
 					t.Fatal(err)
 				}
@@ -260,9 +262,15 @@ func TestDeleteValidateList(t *testing.T) {
 	_, err = f.ctrl.ListVolumes(bg, &csi.ListVolumesRequest{MaxEntries: -1})
 	wantCode(t, err, codes.InvalidArgument)
 
+	live := all.GetEntries()[0].GetVolume().GetVolumeId()
+	gone := deleted[0]
+	if len(ids) != 5 {
+		t.Fatal(ids)
+	}
+
 	// Delete: idempotent, unknown ids fine, empty id not.
 	for range 2 {
-		if _, err := f.ctrl.DeleteVolume(bg, &csi.DeleteVolumeRequest{VolumeId: ids[4]}); err != nil {
+		if _, err := f.ctrl.DeleteVolume(bg, &csi.DeleteVolumeRequest{VolumeId: gone}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -274,23 +282,23 @@ func TestDeleteValidateList(t *testing.T) {
 
 	// Validate.
 	reader := []*csi.VolumeCapability{mountCap(csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY)}
-	r, err := f.ctrl.ValidateVolumeCapabilities(bg, &csi.ValidateVolumeCapabilitiesRequest{VolumeId: ids[2], VolumeCapabilities: reader})
+	r, err := f.ctrl.ValidateVolumeCapabilities(bg, &csi.ValidateVolumeCapabilitiesRequest{VolumeId: live, VolumeCapabilities: reader})
 	if err != nil || len(r.GetConfirmed().GetVolumeCapabilities()) != 1 {
 		t.Fatalf("validate reader: %v, %v", r, err)
 	}
-	r, err = f.ctrl.ValidateVolumeCapabilities(bg, &csi.ValidateVolumeCapabilitiesRequest{VolumeId: ids[2],
+	r, err = f.ctrl.ValidateVolumeCapabilities(bg, &csi.ValidateVolumeCapabilitiesRequest{VolumeId: live,
 		VolumeCapabilities: []*csi.VolumeCapability{mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)}})
 	if err != nil || r.GetConfirmed() != nil || !strings.Contains(r.GetMessage(), "writable") {
 		t.Fatalf("validate writer on a read-only volume: %v, %v", r, err)
 	}
-	r, err = f.ctrl.ValidateVolumeCapabilities(bg, &csi.ValidateVolumeCapabilitiesRequest{VolumeId: ids[2], VolumeCapabilities: reader,
+	r, err = f.ctrl.ValidateVolumeCapabilities(bg, &csi.ValidateVolumeCapabilitiesRequest{VolumeId: live, VolumeCapabilities: reader,
 		Parameters: map[string]string{"image": f.uri, "mount": "kernel"}})
 	if err != nil || r.GetConfirmed() != nil {
 		t.Fatalf("validate with other parameters: %v, %v", r, err)
 	}
-	_, err = f.ctrl.ValidateVolumeCapabilities(bg, &csi.ValidateVolumeCapabilitiesRequest{VolumeId: ids[0], VolumeCapabilities: reader})
+	_, err = f.ctrl.ValidateVolumeCapabilities(bg, &csi.ValidateVolumeCapabilitiesRequest{VolumeId: gone, VolumeCapabilities: reader})
 	wantCode(t, err, codes.NotFound)
-	_, err = f.ctrl.ValidateVolumeCapabilities(bg, &csi.ValidateVolumeCapabilitiesRequest{VolumeId: ids[2]})
+	_, err = f.ctrl.ValidateVolumeCapabilities(bg, &csi.ValidateVolumeCapabilitiesRequest{VolumeId: live})
 	wantCode(t, err, codes.InvalidArgument)
 	_, err = f.ctrl.ValidateVolumeCapabilities(bg, &csi.ValidateVolumeCapabilitiesRequest{VolumeCapabilities: reader})
 	wantCode(t, err, codes.InvalidArgument)
