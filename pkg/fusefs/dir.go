@@ -18,6 +18,7 @@ var (
 )
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	guardFaults()
 	if !n.in.IsDir() {
 		return nil, syscall.ENOTDIR
 	}
@@ -98,6 +99,7 @@ func (d *dirHandle) load() syscall.Errno {
 	if d.read {
 		return 0
 	}
+	guardFaults()
 	f := d.n.fsys
 	ents, err := f.im.ReadDir(d.n.in.Ino)
 	if err != nil {

@@ -37,6 +37,7 @@ func (n *node) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32, sys
 
 // Read answers from the mapped image without copying when it can.
 func (n *node) Read(_ context.Context, _ fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	guardFaults()
 	f := n.fsys
 	if off < 0 {
 		return nil, syscall.EINVAL
@@ -60,6 +61,7 @@ func (n *node) Read(_ context.Context, _ fs.FileHandle, dest []byte, off int64) 
 }
 
 func (n *node) Readlink(context.Context) ([]byte, syscall.Errno) {
+	guardFaults()
 	t, err := n.fsys.im.ReadLink(n.in.Ino)
 	if err != nil {
 		return nil, n.fsys.errs.errno("readlink", n.in.Ino, err)

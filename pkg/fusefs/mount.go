@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -90,9 +91,16 @@ func Mount(mountpoint string, im *image.Image, opts Options) (*Server, error) {
 
 // panicHandler turns a panic in a request (including a fault on a mapped
 // image that shrank underneath us) into EIO instead of a dead mount.
+// Only the first few carry a stack, so a broken image cannot flood the log.
 func panicHandler(fsName string) func(any) fuse.Status {
+	var n atomic.Int64
 	return func(obj any) fuse.Status {
-		klog.ErrorS(nil, "Panic in FUSE request; answering EIO", "fs", fsName, "panic", fmt.Sprint(obj), "stack", string(debug.Stack()))
+		switch c := n.Add(1); {
+		case c <= 3:
+			klog.ErrorS(nil, "Panic in FUSE request; answering EIO", "fs", fsName, "panic", fmt.Sprint(obj), "stack", string(debug.Stack()))
+		case c == 4:
+			klog.ErrorS(nil, "More panics in FUSE requests; no longer logged", "fs", fsName)
+		}
 		return fuse.EIO
 	}
 }

@@ -1,0 +1,9 @@
+package fusefs
+
+import "runtime/debug"
+
+// guardFaults makes a fault on the mapped image (a mapped file truncated
+// underneath us) panic in this request's goroutine instead of killing the
+// server; go-fuse recovers the panic and answers EIO. The setting sticks
+// to go-fuse's reused request goroutines, so this is only a flag store.
+func guardFaults() { debug.SetPanicOnFault(true) }
