@@ -220,6 +220,9 @@ func (d *Driver) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 			kv = append(kv, "volumeID", v.GetVolumeId())
 		} else if v, ok := req.(*csi.CreateVolumeRequest); ok {
 			kv = append(kv, "name", v.GetName())
+			if r, ok := resp.(*csi.CreateVolumeResponse); ok && r.GetVolume().GetVolumeId() != "" {
+				kv = append(kv, "volumeID", r.GetVolume().GetVolumeId())
+			}
 		}
 		if err != nil {
 			klog.ErrorS(err, "CSI call failed", kv...)
