@@ -66,8 +66,15 @@ func TestTruncatedMappedImageGivesEIO(t *testing.T) {
 	}
 	_, mnt := mountTest(t, im, Options{})
 	t.Cleanup(func() { unix.Munmap(b) })         // runs after the unmount (last in, first out)
+	big := filepath.Join(mnt, "dir1/sub1/multi_mib.bin")
+	if _, err := os.Lstat(big); err != nil { // looked up while intact
+		t.Fatal(err)
+	}
 	if err := os.Truncate(p, 8192); err != nil { // keep the superblocks, lose the inode table
 		t.Fatal(err)
+	}
+	if _, err := os.ReadFile(big); errnoOf(err) != unix.EIO {
+		t.Errorf("reading data cut off the mapping: %v, want EIO", err)
 	}
 	if _, err := os.ReadDir(mnt); errnoOf(err) != unix.EIO {
 		t.Errorf("readdir of a truncated image: %v, want EIO", err)

@@ -7,3 +7,8 @@ import "runtime/debug"
 // server; go-fuse recovers the panic and answers EIO. The setting sticks
 // to go-fuse's reused request goroutines, so this is only a flag store.
 func guardFaults() { debug.SetPanicOnFault(true) }
+
+// loadByte reads b[i]; noinline so the load is not optimised away.
+//
+//go:noinline
+func loadByte(b []byte, i int) byte { return b[i] }

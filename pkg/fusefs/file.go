@@ -51,6 +51,11 @@ func (n *node) Read(_ context.Context, _ fs.FileHandle, dest []byte, off int64) 
 			return fuse.ReadResultData(nil), 0
 		}
 		end := min(off+int64(len(dest)), int64(len(b)))
+		// The kernel copies the reply; a fault there (the mapped file was
+		// cut short) would lose the reply and hang the reader. Touching the
+		// last byte here faults in our goroutine instead (EIO); a mapping
+		// only loses its tail, so the bytes before it are then mapped too.
+		loadByte(b, int(end-1))
 		return fuse.ReadResultData(b[off:end]), 0
 	}
 	k, err := f.im.ReadAt(n.in.Ino, dest, off)
