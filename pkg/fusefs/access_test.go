@@ -65,7 +65,7 @@ func TestTruncatedMappedImageGivesEIO(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, mnt := mountTest(t, im, Options{})
-	t.Cleanup(func() { unix.Munmap(b) })         // runs after the unmount (last in, first out)
+	t.Cleanup(func() { unix.Munmap(b) }) // runs after the unmount (last in, first out)
 	big := filepath.Join(mnt, "dir1/sub1/multi_mib.bin")
 	if _, err := os.Lstat(big); err != nil { // looked up while intact
 		t.Fatal(err)
