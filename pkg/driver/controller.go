@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -24,6 +27,7 @@ type controllerServer struct {
 	opts    *Options
 	allow   volume.AllowList
 	journal *journal
+	hashes  hashCache
 }
 
 func newControllerServer(opts *Options) (*controllerServer, error) {
@@ -367,12 +371,68 @@ func (s *controllerServer) stagedBytes(ctx context.Context, a volume.Attributes)
 		digest, _ = s.journal.findDigest(a.Image)
 	}
 	if digest == "" {
+		digest = s.hashes.get(a.Image)
+	}
+	if digest == "" {
+		fi, _ := fileStat(a.Image) // before hashing: a change meanwhile misses the cache next time
 		res, err := s.opts.Resolve(ctx, a.Image, "")
 		if err != nil {
 			klog.InfoS("GetCapacity: cannot resolve image, counting plain free memory", "image", a.Image, "err", err)
 			return 0, false
 		}
 		digest = res.Digest
+		s.hashes.put(a.Image, fi, digest)
 	}
 	return s.opts.Pool.Staged(digest)
+}
+
+// hashCache remembers the digest of file:// images by size and mtime, so
+// external-provisioner's periodic GetCapacity does not hash the same file
+// every poll. Only capacity uses it; CreateVolume always resolves.
+type hashCache struct {
+	mu sync.Mutex
+	m  map[string]hashEntry
+}
+
+type hashEntry struct {
+	size   int64
+	mtime  time.Time
+	digest string
+}
+
+func fileStat(uri string) (os.FileInfo, bool) {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "file" {
+		return nil, false
+	}
+	fi, err := os.Stat(u.Path)
+	return fi, err == nil && fi.Mode().IsRegular()
+}
+
+func (c *hashCache) get(uri string) string {
+	fi, ok := fileStat(uri)
+	if !ok {
+		return ""
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[uri]; ok && e.size == fi.Size() && e.mtime.Equal(fi.ModTime()) {
+		return e.digest
+	}
+	return ""
+}
+
+func (c *hashCache) put(uri string, fi os.FileInfo, digest string) {
+	if fi == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]hashEntry{}
+	}
+	if len(c.m) > 1024 { // bounded: a StorageClass names one image
+		clear(c.m)
+	}
+	c.m[uri] = hashEntry{size: fi.Size(), mtime: fi.ModTime(), digest: digest}
 }

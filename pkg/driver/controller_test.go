@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
+	"github.com/daxfs-csi/daxfs-csi/pkg/source"
 )
 
 const imageBytes = 3<<20 + 123 // needs two 2 MiB extents
@@ -371,4 +372,35 @@ func TestGetCapacity(t *testing.T) {
 	}
 	_, err = f.ctrl.GetCapacity(bg, &csi.GetCapacityRequest{Parameters: map[string]string{"colour": "red"}})
 	wantCode(t, err, codes.InvalidArgument)
+}
+
+func TestGetCapacityHashesAnImageOnce(t *testing.T) {
+	dir := t.TempDir()
+	uri, _ := writeImage(t, dir, 1<<20)
+	calls := 0
+	ts := start(t, Options{Pool: PoolOf(openPool(t, 16<<20)), AllowSources: []string{"file://" + dir},
+		Resolve: func(ctx context.Context, uri, digest string) (source.Resolved, error) {
+			calls++
+			return source.Resolve(ctx, uri, digest)
+		}})
+	req := &csi.GetCapacityRequest{Parameters: map[string]string{"image": uri}}
+	for range 3 {
+		if _, err := ts.ctrl.GetCapacity(bg, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls != 1 {
+		t.Fatalf("3 polls resolved the image %d times, want 1", calls)
+	}
+	// A changed file is hashed again.
+	path := strings.TrimPrefix(uri, "file://")
+	if err := os.WriteFile(path, []byte("other content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.ctrl.GetCapacity(bg, req); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 {
+		t.Fatalf("after the file changed: %d resolves, want 2", calls)
+	}
 }
