@@ -1,0 +1,67 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/controller"
+)
+
+func init() {
+	register("controller", "run the cluster controller: place DaxImages onto DaxNode pools", runController)
+}
+
+func runController(args []string) error {
+	fs := flag.NewFlagSet("daxfs-csi controller", flag.ContinueOnError)
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file; empty: in-cluster config")
+	o := controller.Options{}
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader so only one replica places at a time")
+	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "namespace of the leader Lease (default: the pod's namespace)")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":8080", "address of /metrics; 0 disables")
+	fs.StringVar(&o.HealthAddr, "health-addr", ":8081", "address of /healthz and /readyz; 0 disables")
+	fs.DurationVar(&o.HeartbeatTTL, "heartbeat-ttl", controller.DefaultHeartbeatTTL, "a node whose DaxNode heartbeat is older loses its placements")
+	klog.InitFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments: %v", fs.Args())}
+	}
+	cfg, err := restConfig(*kubeconfig)
+	if err != nil {
+		return err
+	}
+	mgr, err := controller.NewManager(cfg, o)
+	if err != nil {
+		return err
+	}
+	klog.InfoS("starting controller", "leaderElect", o.LeaderElect, "heartbeatTTL", o.HeartbeatTTL, "metrics", o.MetricsAddr, "health", o.HealthAddr)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		return fmt.Errorf("controller manager: %w", err)
+	}
+	return nil
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		kubeconfig = os.Getenv("KUBECONFIG")
+	}
+	if kubeconfig == "" {
+		cfg, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("no --kubeconfig and not in a cluster: %w", err)
+		}
+		return cfg, nil
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
+	}
+	return cfg, nil
+}
