@@ -56,6 +56,15 @@ func BenchmarkPublish(b *testing.B) {
 					b.StartTimer()
 				}
 			})
+			b.Run("publish-inline-nodigest", func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					t := e.path("nodigest", fmt.Sprint(i))
+					must(b, e.publish(fmt.Sprint("nd-", i), uri, "", "", t, nil))
+					b.StopTimer()
+					must(b, e.unpublish(fmt.Sprint("nd-", i), t))
+					b.StartTimer()
+				}
+			})
 			if f := e.pool.fills.Load(); f != 1 {
 				b.Fatalf("image filled %d times", f)
 			}

@@ -48,9 +48,19 @@ func (s *NodeServer) resolve(ctx context.Context, a volume.Attributes) (resolved
 	if err := s.opts.AllowSources.Check(a.Image); err != nil {
 		return resolved{}, err
 	}
-	r, err := s.opts.Fetcher.Resolve(ctx, a.Image, a.Digest)
+	digest := a.Digest
+	key, keyed := fileKey{}, false
+	if digest == "" {
+		if key, keyed = fileKeyOf(a.Image); keyed {
+			digest = s.digests.get(key)
+		}
+	}
+	r, err := s.opts.Fetcher.Resolve(ctx, a.Image, digest)
 	if err != nil {
 		return resolved{}, fmt.Errorf("resolve image: %w", err)
+	}
+	if keyed && digest == "" {
+		s.digests.put(key, r.Digest)
 	}
 	if r.Size <= 0 {
 		return resolved{}, volume.WithCode(codes.InvalidArgument, fmt.Errorf("image %s is empty", a.Image))
