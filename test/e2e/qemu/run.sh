@@ -13,7 +13,7 @@
 #   QEMU_E2E_WORK=DIR        work dir (default ${TMPDIR:-/tmp}/daxfs-csi-qemu-e2e), never committed
 #   QEMU_E2E_DEBUG=1         kernel messages at debug level while the guest test runs
 #   QEMU_E2E_APPEND=ARGS     extra kernel command line (e.g. dyndbg=...)
-#   QEMU_E2E_BOOT_TIMEOUT=S  per-boot timeout in seconds (default 240)
+#   QEMU_E2E_BOOT_TIMEOUT=S  per-boot timeout in seconds (default 150)
 #   QEMU_E2E_IMAGES=DIR      dir with tree1.static.daxfs and tree2.static.daxfs
 #                            (default <repo>/../shared/testdata/upstream-v5)
 set -euo pipefail
@@ -21,9 +21,9 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 work=${QEMU_E2E_WORK:-${TMPDIR:-/tmp}/daxfs-csi-qemu-e2e}
-boot_timeout=${QEMU_E2E_BOOT_TIMEOUT:-240}
+boot_timeout=${QEMU_E2E_BOOT_TIMEOUT:-150}
 images=${QEMU_E2E_IMAGES:-$repo/../shared/testdata/upstream-v5}
-packages=(qemu-system-x86 linux-image-amd64 busybox-static ndctl daxctl cpio kmod)
+packages=(qemu-system-x86 linux-image-amd64 busybox-static ndctl daxctl cpio kmod xz-utils)
 modules=(libnvdimm nfit nd_pmem nd_btt nd_e820 device_dax dax_pmem kmem dax_hmem
          cxl_acpi cxl_pci cxl_mem cxl_pmem)
 
@@ -80,6 +80,27 @@ kernel=/boot/vmlinuz-$kver
 [ -r "$kernel" ] || die "$kernel is not readable (run as root or make it readable)"
 log "kernel $kver, work dir $work"
 mkdir -p "$work"
+
+# Under TCG, decompressing bzImage takes ~7 s per boot. The Debian kernel has
+# CONFIG_PVH, so QEMU boots the uncompressed ELF vmlinux directly: extract it
+# once per kernel version (cached in the work dir), fall back to vmlinuz.
+phase_start
+vmlinux=$work/vmlinux-$kver
+if [ ! -s "$vmlinux" ] && command -v xz >/dev/null; then
+  for off in $(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$kernel" | cut -d: -f1); do
+    tail -c +$((off + 1)) "$kernel" > "$vmlinux.xz"
+    if xz -dc --single-stream < "$vmlinux.xz" > "$vmlinux.tmp" 2>/dev/null \
+       && [ "$(head -c 4 "$vmlinux.tmp" | od -An -c | tr -d ' ')" = '177ELF' ]; then
+      mv "$vmlinux.tmp" "$vmlinux"; break
+    fi
+  done
+  rm -f "$vmlinux.tmp" "$vmlinux.xz"
+fi
+if [ -s "$vmlinux" ] && grep -q '^CONFIG_PVH=y' "/boot/config-$kver" 2>/dev/null; then
+  kernel=$vmlinux
+fi
+log "booting $kernel"
+phase_end kernel-extract
 
 test_kind=${QEMU_E2E_TEST:-pool}
 case "$test_kind" in raw|pool) ;; *) die "QEMU_E2E_TEST must be raw or pool, not '$test_kind'";; esac
