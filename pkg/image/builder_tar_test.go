@@ -17,7 +17,9 @@ type tarMember struct {
 	uid              int
 }
 
-func makeTar(t *testing.T, members ...tarMember) []byte {
+func makeTar(t *testing.T, members ...tarMember) []byte { return makeTarTB(t, members...) }
+
+func makeTarTB(t testing.TB, members ...tarMember) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)

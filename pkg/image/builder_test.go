@@ -141,7 +141,7 @@ func mustWrite(t *testing.T, p string, data []byte) {
 	}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

@@ -191,8 +191,9 @@ func (f *FS) ReadFile(name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !in.IsRegular() {
-		return nil, &fs.PathError{Op: "readfile", Path: name, Err: kindErr(in.Ino, ErrNotRegular)}
+	// fileInode bounds the size by the image before anything is allocated.
+	if in, err = f.im.fileInode(in.Ino); err != nil {
+		return nil, &fs.PathError{Op: "readfile", Path: name, Err: err}
 	}
 	buf := make([]byte, in.Size)
 	if _, err := f.im.ReadAt(in.Ino, buf, 0); err != nil && err != io.EOF {
