@@ -404,3 +404,28 @@ func TestGetCapacityHashesAnImageOnce(t *testing.T) {
 		t.Fatalf("after the file changed: %d resolves, want 2", calls)
 	}
 }
+
+func TestCorruptJournalIsMovedAside(t *testing.T) {
+	state := t.TempDir()
+	if err := os.WriteFile(filepath.Join(state, journalFile), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	uri, _ := writeImage(t, dir, 1000)
+	ts := start(t, Options{Pool: PoolOf(openPool(t, 16<<20)), StateDir: state, AllowSources: []string{"file://" + dir}})
+	if _, err := ts.ctrl.CreateVolume(bg, &csi.CreateVolumeRequest{Name: "v", Parameters: map[string]string{"image": uri},
+		VolumeCapabilities: []*csi.VolumeCapability{mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY)}}); err != nil {
+		t.Fatal(err)
+	}
+	aside, _ := filepath.Glob(filepath.Join(state, journalFile+".corrupt-*"))
+	if len(aside) != 1 {
+		t.Fatalf("corrupt journal not kept aside: %v", aside)
+	}
+	if b, _ := os.ReadFile(aside[0]); string(b) != "{not json" {
+		t.Fatalf("kept journal = %q", b)
+	}
+	b, err := os.ReadFile(filepath.Join(state, journalFile))
+	if err != nil || !strings.Contains(string(b), `"name": "v"`) {
+		t.Fatalf("new journal = %s, %v", b, err)
+	}
+}

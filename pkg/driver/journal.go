@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"k8s.io/klog/v2"
 )
 
 // journalFile is the controller's one record, in the state dir.
@@ -55,20 +57,36 @@ func openJournal(dir string) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read controller journal: %w", err)
 	}
+	if err := j.load(b); err != nil {
+		// Volume ids are derived and the node never reads this file, so a
+		// damaged journal costs only idempotence and listing of older
+		// volumes: keep it for inspection and start empty rather than take
+		// the node service down with it.
+		aside := fmt.Sprintf("%s.corrupt-%d", j.path, time.Now().Unix())
+		if rerr := os.Rename(j.path, aside); rerr != nil {
+			return nil, fmt.Errorf("%w (and moving it aside failed: %v)", err, rerr)
+		}
+		klog.ErrorS(err, "Controller journal unreadable; moved aside, starting empty", "movedTo", aside)
+		j.byName = map[string]*journalEntry{}
+	}
+	return j, nil
+}
+
+func (j *journal) load(b []byte) error {
 	var doc journalDoc
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("controller journal %s is corrupt: %w", j.path, err)
+		return fmt.Errorf("controller journal %s is corrupt: %w", j.path, err)
 	}
 	if doc.Version != 1 {
-		return nil, fmt.Errorf("controller journal %s: unknown version %d", j.path, doc.Version)
+		return fmt.Errorf("controller journal %s: unknown version %d", j.path, doc.Version)
 	}
 	for _, e := range doc.Volumes {
 		if e == nil || e.Name == "" || e.ID == "" {
-			return nil, fmt.Errorf("controller journal %s: entry without name or id", j.path)
+			return fmt.Errorf("controller journal %s: entry without name or id", j.path)
 		}
 		j.byName[e.Name] = e
 	}
-	return j, nil
+	return nil
 }
 
 func (j *journal) get(name string) (*journalEntry, bool) {

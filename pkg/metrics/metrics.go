@@ -130,9 +130,9 @@ func (s *Set) Handler(healthy func() error) http.Handler {
 
 var (
 	descDeviceTotal = prometheus.NewDesc(namespace+"_device_bytes_total",
-		"Size of the device memory pool in bytes.", []string{"pool"}, nil)
+		"Bytes of device memory the pool can hold images in (its data region).", []string{"pool"}, nil)
 	descDeviceUsed = prometheus.NewDesc(namespace+"_device_bytes_used",
-		"Device memory bytes held by extents.", []string{"pool"}, nil)
+		"Bytes of the data region held by extents.", []string{"pool"}, nil)
 	descStaged = prometheus.NewDesc(namespace+"_staged_images",
 		"Images staged on this node.", nil, nil)
 	descSaved = prometheus.NewDesc(namespace+"_shared_bytes_saved",

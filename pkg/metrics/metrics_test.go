@@ -37,7 +37,7 @@ daxfs_image_references{digest="sha256:bb"} 1
 # TYPE daxfs_image_mount_backend gauge
 daxfs_image_mount_backend{backend="fuse",digest="sha256:aa"} 1
 daxfs_image_mount_backend{backend="kernel",digest="sha256:bb"} 1
-# HELP daxfs_device_bytes_used Device memory bytes held by extents.
+# HELP daxfs_device_bytes_used Bytes of the data region held by extents.
 # TYPE daxfs_device_bytes_used gauge
 daxfs_device_bytes_used{pool="p1"} 12288
 `
