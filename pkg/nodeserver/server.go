@@ -75,7 +75,7 @@ type NodeServer struct {
 	store *state.Store
 	fuse  fuseServe
 
-	digests  digestCache // file:// sources without a digest attribute
+	digests digestCache // file:// sources without a digest attribute
 
 	volLocks *keyedMutex // per volume id
 	imgLocks *keyedMutex // per digest
