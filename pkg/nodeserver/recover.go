@@ -15,7 +15,7 @@ import (
 // image mounts are cleaned (never left as "transport endpoint is not
 // connected") and remounted from the pool, and their volumes' bind mounts
 // are redone. A volume that cannot be repaired is logged and reported by
-// NodeGetVolumeStats; it does not stop the plugin.
+// NodeGetVolumeHealth; it does not stop the plugin.
 func (s *NodeServer) recover(ctx context.Context) error {
 	ims, skippedIms, err := s.store.Images()
 	if err != nil {
@@ -75,6 +75,14 @@ func (s *NodeServer) recover(ctx context.Context) error {
 		}
 		remounted[im.Digest] = true
 	}
+	// A volume whose image record is missing (unreadable) gets it back.
+	s.mu.Lock()
+	for _, v := range vols {
+		if s.images[v.Digest] == nil {
+			remounted[v.Digest] = true
+		}
+	}
+	s.mu.Unlock()
 	// Remount through a volume: it knows the source if the pool lost the image.
 	for _, v := range vols {
 		if remounted[v.Digest] {

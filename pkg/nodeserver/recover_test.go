@@ -201,3 +201,26 @@ func TestRecoveryForgetsRemovedTargets(t *testing.T) {
 		t.Errorf("mounts left: %v", m)
 	}
 }
+
+// A torn image record (crash mid-write on a filesystem without rename
+// atomicity) does not lose the volumes that use the image.
+func TestRecoveryWithUnreadableImageRecord(t *testing.T) {
+	e := newEnv(t, 64<<20, nil)
+	uri, dg := e.addImage("tree1.static.daxfs", "tree1.daxfs")
+	target := e.path("pods", "a")
+	must(t, e.publish("inline", uri, dg, "", target, nil))
+	killFuseServe(t, e)
+	must(t, os.WriteFile(filepath.Join(e.ns.store.ImageDir(dg), "image.json"), []byte("{tor"), 0o600))
+	e.ns = e.newServer()
+	checkTree(t, target, "tree1.manifest.json")
+	if s := e.ns.Snapshot(); len(s) != 1 || s[0].References != 1 || !s[0].Healthy {
+		t.Errorf("snapshot %+v", s)
+	}
+	must(t, e.unpublish("inline", target))
+	if _, ok := e.pool.Lookup(dg); ok {
+		t.Error("image not released")
+	}
+	if m := mountsUnder(e.root); len(m) != 0 {
+		t.Errorf("mounts left: %v", m)
+	}
+}
