@@ -11,6 +11,7 @@
 #   QEMU_E2E_TEST=pool|raw   guest test: pool (default) = pkg/daxdev discovery + pool + staging;
 #                            raw = plain MAP_SHARED write/verify of /dev/dax0.0, no pkg/daxdev
 #   QEMU_E2E_WORK=DIR        work dir (default ${TMPDIR:-/tmp}/daxfs-csi-qemu-e2e), never committed
+#   QEMU_E2E_SELFTEST=wipe-pool  zero the pool header between the boots: the run must FAIL
 #   QEMU_E2E_DEBUG=1         kernel messages at debug level while the guest test runs
 #   QEMU_E2E_APPEND=ARGS     extra kernel command line (e.g. dyndbg=...)
 #   QEMU_E2E_BOOT_TIMEOUT=S  per-boot timeout in seconds (default 150)
@@ -64,8 +65,9 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $sudo apt-get update -qq || die "apt-get update failed"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
 else
   log "packages present: ${packages[*]}"
 fi
@@ -229,13 +231,19 @@ for setup in "${setups[@]}"; do
   fi
   boot "$setup" 1 "e2e.record=$record"
   [ "$record" = 1 ] && extract_record "$setup"
+  if [ "${QEMU_E2E_SELFTEST:-}" = wipe-pool ] && [ "$test_kind" = pool ]; then
+    # Self-test of the e2e: zero the pool header between the boots; boot 2 must fail.
+    off=$(grep -m1 -o '^E2E-POOL .*"regionOffset":[0-9]*' "$work/$setup-boot1.log" | grep -o '[0-9]*$')
+    log "SELFTEST: zeroing 4 KiB at offset $off of $bf; boot 2 must fail"
+    dd if=/dev/zero of="$bf" bs=4096 seek=$((off / 4096)) count=1 conv=notrunc status=none
+  fi
   boot "$setup" 2 "e2e.record=0"
   case "$test_kind" in
     raw)
       require_pass "$setup" 1 'raw.write@0x0 '
       require_pass "$setup" 2 'raw.verify@0x0 '
       # Where do the dax device's bytes live in the backing file? Find the magic.
-      off=$(grep -obaF "DAXFS-E2E-RAW:$nonce" "$bf" | head -n1 | cut -d: -f1) \
+      off=$(grep -m1 -obaF "DAXFS-E2E-RAW:$nonce" "$bf" | cut -d: -f1) \
         || die "$setup: the guest's bytes are not in the backing file $bf"
       [ -n "$off" ] || die "$setup: the guest's bytes are not in the backing file $bf"
       size=$(grep -o 'dax0.0 size=[0-9]*' "$work/$setup-boot2.log" | head -n1 | cut -d= -f2)
