@@ -24,6 +24,9 @@ type Options struct {
 	HeartbeatTTL     time.Duration
 	Resolver         Resolver
 	LeaseDuration    time.Duration // 0: controller-runtime default
+	// For tests: a clock, and several managers in one process.
+	Now                func() time.Time
+	SkipNameValidation bool
 }
 
 // Scheme knows the core types and ours.
@@ -55,6 +58,10 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionNamespace:       o.LeaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
 	}
+	if o.SkipNameValidation {
+		skip := true
+		mo.Controller.SkipNameValidation = &skip
+	}
 	if o.LeaseDuration > 0 {
 		mo.LeaseDuration = &o.LeaseDuration
 	}
@@ -68,7 +75,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("add readyz check: %w", err)
 	}
-	r := &PlacementReconciler{Client: mgr.GetClient(), HeartbeatTTL: o.HeartbeatTTL, Resolver: o.Resolver}
+	r := &PlacementReconciler{Client: mgr.GetClient(), HeartbeatTTL: o.HeartbeatTTL, Resolver: o.Resolver, Now: o.Now}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up placement reconciler: %w", err)
 	}
