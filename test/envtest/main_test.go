@@ -178,4 +178,3 @@ func condition(img *daxv1.DaxImage, typ string) metav1.Condition {
 }
 
 func digestOf(n int) string { return fmt.Sprintf("sha256:%064x", n) }
-
