@@ -293,22 +293,47 @@ func (im *Image) decodeEntry(dir uint32, j int, e []byte) (child, mode uint32, n
 
 // Lookup finds name in directory dir by a linear scan (first match wins, as
 // in the kernel). A missing name gives an error wrapping fs.ErrNotExist.
+// Only a matching entry is fully checked, so a scan costs one length
+// compare per entry.
 func (im *Image) Lookup(dir uint32, name string) (Inode, error) {
-	var found uint32
-	err := im.forEntries(dir, func(_ int, child, _ uint32, n []byte) bool {
-		if string(n) == name {
-			found = child
-			return false
-		}
-		return true
-	})
+	in, n, err := im.dirInode(dir)
 	if err != nil {
 		return Inode{}, err
 	}
-	if found == 0 {
+	if len(name) == 0 || len(name) > MaxNameLen {
 		return Inode{}, errNotFound
 	}
-	return im.Inode(found)
+	var child uint32
+	match := func(j int, e []byte) error {
+		if int(le.Uint16(e[8:])) != len(name) || string(e[16:16+len(name)]) != name {
+			return nil
+		}
+		c, _, _, err := im.decodeEntry(dir, j, e)
+		if err != nil {
+			return err
+		}
+		child = c
+		return errStop
+	}
+	if im.b != nil { // mapped: scan the slice directly, no callback per entry
+		ents := im.b[im.baseOff+in.DataOffset:][:n*DirentStride]
+		for j := 0; len(ents) > 0; j, ents = j+1, ents[DirentStride:] {
+			if int(le.Uint16(ents[8:])) == len(name) {
+				if err = match(j, ents[:DirentStride]); err != nil {
+					break
+				}
+			}
+		}
+	} else {
+		err = im.scanEntries(in, n, match)
+	}
+	if err != nil && err != errStop {
+		return Inode{}, err
+	}
+	if child == 0 {
+		return Inode{}, errNotFound
+	}
+	return im.Inode(child)
 }
 
 // ReadDir lists directory dir in stored order.

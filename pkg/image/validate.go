@@ -398,17 +398,14 @@ func (v *validator) overlaps() {
 	}
 }
 
+// allZero compares against a zero block (vectorised memequal).
 func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if le.Uint64(b) != 0 {
+	for len(b) > 0 {
+		n := min(len(b), len(zeros))
+		if !bytes.Equal(b[:n], zeros[:n]) {
 			return false
 		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
+		b = b[n:]
 	}
 	return true
 }
