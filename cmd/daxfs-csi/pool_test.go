@@ -200,3 +200,26 @@ func poolSampleImage(t *testing.T, name string) string {
 	}
 	return p
 }
+
+func TestPoolCLIDiscover(t *testing.T) {
+	root := filepath.Join("..", "..", "pkg", "daxdev", "testdata", "fixtures", "cxl-devdax")
+	out, errs, code := runCLI(t, "pool", "discover", "--sys", filepath.Join(root, "sys"), "--dev", "/dev", "--json")
+	if code != 0 {
+		t.Fatalf("discover: exit %d: %s", code, errs)
+	}
+	var inv struct {
+		Devices []struct{ Kind, Name, CXLRegion, Spec string }
+	}
+	if err := json.Unmarshal([]byte(out), &inv); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(inv.Devices) == 0 || inv.Devices[0].Kind != "cxl" || inv.Devices[0].CXLRegion != "region0" || inv.Devices[0].Spec != "devdax:/dev/dax0.0" {
+		t.Fatalf("inventory %+v", inv)
+	}
+	if out, _, code := runCLI(t, "pool", "discover", "--sys", filepath.Join(root, "sys")); code != 0 || !strings.Contains(out, "--pool devdax:/dev/dax0.0") {
+		t.Fatalf("text discover: exit %d %q", code, out)
+	}
+	if _, _, code := runCLI(t, "pool", "discover", "extra"); code != 2 {
+		t.Fatalf("extra argument: exit %d, want 2", code)
+	}
+}
