@@ -15,6 +15,7 @@
 //
 // The Builder writes static images sequentially and deterministically: the
 // layout is computed from metadata first and file data is then streamed, so
-// the output may be a pipe or a hasher. See builder.go for the nlink and
-// special-file choices.
+// the output may be a pipe or a hasher. nlink is the number of entries
+// pointing at an inode (root: 1); special files are skipped unless
+// SpecialsKeep. docs/image-format-notes.md records every such choice.
 package image
