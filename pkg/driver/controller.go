@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	"k8s.io/klog/v2"
 
+	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
@@ -186,6 +187,9 @@ func (s *controllerServer) CreateVolume(ctx context.Context, req *csi.CreateVolu
 	res, err := s.opts.Resolve(ctx, a.Image, a.Digest)
 	if err != nil {
 		return nil, status.Errorf(volume.Code(err), "resolve image %s: %v", a.Image, err)
+	}
+	if err := checkImageFile(a.Image, res.Size); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "image %s: %v", a.Image, err)
 	}
 	need := roundUp(res.Size, space.Align)
 	if limBytes > 0 && need > limBytes {
@@ -435,4 +439,24 @@ func (c *hashCache) put(uri string, fi os.FileInfo, digest string) {
 		clear(c.m)
 	}
 	c.m[uri] = hashEntry{size: fi.Size(), mtime: fi.ModTime(), digest: digest}
+}
+
+// checkImageFile reads the headers of a file:// image, so a StorageClass
+// naming something that is not a DAXFS image fails at CreateVolume (an
+// event on the PVC) rather than at every pod start. https images are
+// checked by the node when it stages them.
+func checkImageFile(uri string, size int64) error {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "file" {
+		return nil
+	}
+	f, err := os.Open(u.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := image.Open(f, size); err != nil {
+		return fmt.Errorf("not a usable DAXFS image: %w", err)
+	}
+	return nil
 }

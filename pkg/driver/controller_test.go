@@ -160,8 +160,19 @@ func TestCreateVolumeRejects(t *testing.T) {
 			t.Errorf("%s: error %q does not say %q", c.name, err, c.say)
 		}
 	}
+	// A file that is not a DAXFS image.
+	junk := filepath.Join(f.dir, "junk.daxfs")
+	if err := os.WriteFile(junk, make([]byte, 8192), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.create("junk", map[string]string{"image": "file://" + junk}, nil)
+	wantCode(t, err, codes.InvalidArgument)
+	if !strings.Contains(err.Error(), "not a usable DAXFS image") {
+		t.Errorf("junk image error %q", err)
+	}
+
 	// No capabilities at all.
-	_, err := f.ctrl.CreateVolume(bg, &csi.CreateVolumeRequest{Name: "x", Parameters: ok})
+	_, err = f.ctrl.CreateVolume(bg, &csi.CreateVolumeRequest{Name: "x", Parameters: ok})
 	wantCode(t, err, codes.InvalidArgument)
 
 	// Writer access on a writable volume is fine.

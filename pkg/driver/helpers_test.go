@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
+	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 	"github.com/daxfs-csi/daxfs-csi/pkg/metrics"
 )
 
@@ -31,19 +33,32 @@ func openPool(t *testing.T, size int64) *daxdev.Pool {
 	return p
 }
 
-// writeImage writes n bytes of content; the controller only sizes and
-// hashes the image, so any bytes serve. Returns the file:// URI and digest.
+// writeImage builds a real DAXFS image holding one file of n bytes into
+// dir/img.daxfs. Returns the file:// URI and the image's digest.
 func writeImage(t *testing.T, dir string, n int) (string, string) {
 	t.Helper()
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i * 7)
+	src := t.TempDir()
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = byte(i * 7)
 	}
-	path := filepath.Join(dir, "img.daxfs")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(src, "data.bin"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(b)
+	b := image.NewBuilder(image.BuildOptions{})
+	defer b.Close()
+	if err := b.AddDir(src); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := b.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "img.daxfs")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
 	return "file://" + path, "sha256:" + hex.EncodeToString(sum[:])
 }
 
