@@ -226,7 +226,10 @@ for setup in "${setups[@]}"; do
   if [ "$setup" = e820 ]; then
     # RAM-backed legacy pmem: nothing survives a reboot, so one boot (discovery/record only).
     boot e820 1 "e2e.record=$record"
+    [ "$test_kind" = pool ] && for c in pool.discover pool.init pool.stage.tree2 pool.report; do require_pass e820 1 "$c"; done
+    [ "$test_kind" = raw ] && require_pass e820 1 'raw.write@0x0 '
     [ "$record" = 1 ] && extract_record e820
+    log "e820: PASS"
     continue
   fi
   boot "$setup" 1 "e2e.record=$record"
