@@ -3,7 +3,9 @@ package driver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -231,5 +233,32 @@ func TestRunStopsOnCancelAndCountsCalls(t *testing.T) {
 	done <- nil // for the cleanup
 	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("socket left after Run returned: %v", err)
+	}
+}
+
+// misbehavingNode provokes the interceptor: a plain Go error and a panic.
+type misbehavingNode struct{ csi.UnimplementedNodeServer }
+
+func (misbehavingNode) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
+	return nil, fmt.Errorf("state record: %w", fs.ErrNotExist)
+}
+
+func (misbehavingNode) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
+	panic("boom")
+}
+
+func TestInterceptorMapsErrorsAndPanics(t *testing.T) {
+	ts := start(t, Options{Pool: PoolOf(openPool(t, 16<<20)), Mode: ModeAll, Node: misbehavingNode{}})
+	node := csi.NewNodeClient(ts.conn)
+	_, err := node.NodeGetCapabilities(bg, &csi.NodeGetCapabilitiesRequest{})
+	wantCode(t, err, codes.NotFound)
+	if !strings.Contains(err.Error(), "state record") {
+		t.Fatalf("error lost its message: %v", err)
+	}
+	_, err = node.NodeGetInfo(bg, &csi.NodeGetInfoRequest{})
+	wantCode(t, err, codes.Internal)
+	// The server survived the panic.
+	if _, err := ts.ident.Probe(bg, &csi.ProbeRequest{}); err != nil {
+		t.Fatal(err)
 	}
 }
