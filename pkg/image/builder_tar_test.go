@@ -201,3 +201,24 @@ func TestTarSpecials(t *testing.T) {
 		t.Errorf("Skipped = %q", got)
 	}
 }
+
+// TestRelayoutAfterChange: Size lays the tree out; adding a layer after
+// that must give a fresh, valid layout (stale inode numbers ignored).
+func TestRelayoutAfterChange(t *testing.T) {
+	b := NewBuilder(BuildOptions{})
+	defer b.Close()
+	must(t, b.AddTar(bytes.NewReader(makeTar(t, dir("a/"), reg("a/1", "1"), reg("a/2", "2"), reg("a/3", "3"), reg("z", "z")))))
+	small, err := b.Size()
+	must(t, err)
+	must(t, b.AddTar(bytes.NewReader(makeTar(t, reg(".wh.a", ""), dir("b/"), dir("b/c/"), reg("b/c/d", "d")))))
+	var buf bytes.Buffer
+	n, err := b.WriteTo(&buf)
+	must(t, err)
+	im := openValid(t, buf.Bytes())
+	if n == small || im.Info().InodeCount != 5 {
+		t.Errorf("size %d (was %d), %d inodes; want a new layout of 5", n, small, im.Info().InodeCount)
+	}
+	if got, err := im.FS().ReadFile("b/c/d"); err != nil || string(got) != "d" {
+		t.Errorf("b/c/d: %q, %v", got, err)
+	}
+}

@@ -30,7 +30,7 @@ func (b *Builder) layout() (*layout, error) {
 		return b.lay, nil
 	}
 	lay := &layout{}
-	b.root.refs = 0
+	lay.number(b.root)
 	lay.assign(b.root)
 	for _, n := range lay.nodes {
 		n.refs = 0
@@ -58,29 +58,34 @@ func (b *Builder) layout() (*layout, error) {
 	return lay, nil
 }
 
-// assign numbers inodes depth first, entries sorted by name; a node
-// reached again (a hard link) keeps its first number.
+// number gives n the next inode number.
+func (l *layout) number(n *node) {
+	l.nodes = append(l.nodes, n)
+	n.ino = uint32(len(l.nodes))
+}
+
+// numbered reports whether n already has a number in this layout (ino
+// may be stale from an earlier layout of a since-changed tree).
+func (l *layout) numbered(n *node) bool {
+	return n.ino != 0 && int(n.ino) <= len(l.nodes) && l.nodes[n.ino-1] == n
+}
+
+// assign numbers dir's subtree depth first, entries sorted by name; a
+// file reached again (a hard link) keeps its first number.
 func (l *layout) assign(dir *node) {
-	if dir.ino == 0 || len(l.nodes) == 0 || l.nodes[dir.ino-1] != dir {
-		l.nodes = append(l.nodes, dir)
-		dir.ino = uint32(len(l.nodes))
-	}
 	dir.ents = dir.ents[:0]
 	for name, c := range dir.children {
 		dir.ents = append(dir.ents, dirent{name, c.n})
 	}
 	slices.SortFunc(dir.ents, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
 	for _, e := range dir.ents {
-		n := e.n
-		if n.ino != 0 && int(n.ino) <= len(l.nodes) && l.nodes[n.ino-1] == n {
-			continue // hard link to a file numbered already
-		}
-		if n.isDir() {
-			l.assign(n)
+		if l.numbered(e.n) {
 			continue
 		}
-		l.nodes = append(l.nodes, n)
-		n.ino = uint32(len(l.nodes))
+		l.number(e.n)
+		if e.n.isDir() {
+			l.assign(e.n)
+		}
 	}
 }
 
