@@ -10,9 +10,9 @@ import (
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
-// Sync makes the pools match the placements: first releases pre-staged,
-// unreferenced copies no placement wants (so evictions free room), then
-// pre-stages the copies this node is the stager of.
+// Sync makes the pools match the placements: first drops the pre-stage hold
+// on copies no placement wants (so evictions free room; a copy volumes still
+// use stays for them), then pre-stages the copies this node is the stager of.
 func (a *Agent) Sync(ctx context.Context) error {
 	var images daxv1.DaxImageList
 	if err := a.Client.List(ctx, &images); err != nil {
@@ -49,7 +49,7 @@ func (a *Agent) Sync(ctx context.Context) error {
 	var errs []error
 	for _, s := range a.Stager.Staged() {
 		k := poolDigest{s.PoolID, s.Digest}
-		if !s.Prestaged || s.References > 0 || wanted[k] {
+		if !s.Prestaged || wanted[k] {
 			continue
 		}
 		if err := a.Stager.ReleasePrestaged(ctx, s.PoolID, s.Digest); err != nil {
