@@ -62,7 +62,7 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	fs.StringVar(&c.mode, "mode", "all", "CSI services to serve: node, controller or all")
 	fs.StringVar(&c.endpoint, "endpoint", "unix:///csi/csi.sock", "gRPC endpoint, unix:///path.sock")
 	fs.StringVar(&c.driverName, "driver-name", "daxfs.csi.io", "CSI driver name")
-	fs.StringVar(&c.nodeID, "node-id", host, "this node's id (default: the hostname)")
+	fs.StringVar(&c.nodeID, "node-id", host, "this node's id: the Kubernetes node name (defaults to the hostname)")
 	fs.StringVar(&c.pool, "pool", "memfile:"+daxdev.DefaultMemfile, "device pool spec: memfile:PATH, devdax:/dev/daxX.Y, pmem:/dev/pmemN, dmaheap:NAME or auto")
 	fs.StringVar(&c.poolSize, "pool-size", "1Gi", "size of a memfile or dmaheap pool when created (Ki/Mi/Gi/Ti)")
 	fs.BoolVar(&c.poolForce, "pool-force", false, "format the device even if it holds something that is not a daxfs pool (destroys it)")
