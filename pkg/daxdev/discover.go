@@ -13,22 +13,24 @@ import (
 // Inventory is what Discover found, device-dax and CXL first, then pmem,
 // then dma-buf heaps, each sorted by name.
 type Inventory struct {
-	Devices []DeviceInfo
+	Devices []DeviceInfo `json:"devices"`
 }
 
 // DeviceInfo describes one device a pool can live on.
 type DeviceInfo struct {
-	Kind        Kind   // devdax | pmem | cxl | dmaheap | memfile
-	Name, Path  string // "dax0.0", "/dev/dax0.0"
-	Size, Align int64
-	PhysAddr    uint64 // 0 when unknown
-	NUMANode    int    // -1 when unknown
-	CXLRegion   string // "region0" when the device is backed by a CXL region
+	Kind      Kind   `json:"kind"` // devdax | pmem | cxl | dmaheap | memfile
+	Name      string `json:"name"` // "dax0.0"
+	Path      string `json:"path"` // "/dev/dax0.0"
+	Size      int64  `json:"size"`
+	Align     int64  `json:"align"`
+	PhysAddr  uint64 `json:"physAddr"`  // 0 when unknown
+	NUMANode  int    `json:"numaNode"`  // -1 when unknown
+	CXLRegion string `json:"cxlRegion"` // "region0" when the device is backed by a CXL region
 	// SharedID names the memory shared between hosts: "cxl:<region uuid>"
 	// for CXL regions (every host attached to the region sees the same
 	// uuid), empty otherwise.
-	SharedID string
-	Spec     string // pool spec that opens it: "devdax:/dev/dax0.0"
+	SharedID string `json:"sharedID"`
+	Spec     string `json:"spec"` // pool spec that opens it: "devdax:/dev/dax0.0"
 }
 
 // Discover lists DAX-capable devices from sysfs under sysRoot and device
