@@ -66,6 +66,11 @@ func tarOwner(hdr *tar.Header) (uint32, uint32, error) {
 }
 
 func (b *Builder) addTarEntry(hdr *tar.Header, r io.Reader) error {
+	switch hdr.Typeflag {
+	case tar.TypeDir, tar.TypeReg, '\x00', tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	default:
+		return nil // pax/GNU metadata members carry no file
+	}
 	parts, err := tarPath(hdr.Name)
 	if err != nil {
 		return err
@@ -123,8 +128,6 @@ func (b *Builder) addTarEntry(hdr *tar.Header, r io.Reader) error {
 			b.skipped = append(b.skipped, "/"+strings.Join(parts, "/"))
 			return nil
 		}
-	default:
-		return nil // pax/GNU metadata members carry no file
 	}
 	b.put(b.parent(parts), name, n)
 	return nil
