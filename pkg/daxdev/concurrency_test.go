@@ -309,7 +309,8 @@ func TestWaiterTakesOverFromKilledStager(t *testing.T) {
 }
 
 func TestOtherHostStagerJudgedByHeartbeat(t *testing.T) {
-	p, path := testPool(t, 8<<20, PoolOptions{Align: 1 << 20, StaleAfter: 300 * time.Millisecond})
+	const stale = 1500 * time.Millisecond // well above scheduling stalls of a loaded CI machine
+	p, path := testPool(t, 8<<20, PoolOptions{Align: 1 << 20, StaleAfter: stale})
 	other, err := OpenPool("memfile:"+path, PoolOptions{StaleAfter: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -334,7 +335,7 @@ func TestOtherHostStagerJudgedByHeartbeat(t *testing.T) {
 	if _, err := p.Stage(ctx, dg, 4096, "near", copyFill(b, nil)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("fresh heartbeat: %v, want to keep waiting", err)
 	}
-	time.Sleep(400 * time.Millisecond) // the far stager's heartbeat goes stale
+	time.Sleep(stale + 100*time.Millisecond) // the far stager's heartbeat goes stale
 	if _, err := p.Stage(context.Background(), dg, 4096, "near", copyFill(b, nil)); err != nil {
 		t.Fatalf("stale heartbeat: %v, want a takeover", err)
 	}
