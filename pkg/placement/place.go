@@ -71,21 +71,25 @@ func Place(images []Image, nodes []Node, pools []Pool) Assignments {
 // pools they see, both ascending.
 func (p *planner) candidates(img *Image, matching, cands []int32) ([]int32, []int32) {
 	for _, name := range img.Nodes {
-		if ni, ok := p.nodeIdx[name]; ok && p.match[ni] != p.stamp {
+		if ni, ok := p.nodeIdx[name]; ok {
 			p.match[ni] = p.stamp
-			matching = append(matching, ni)
 		}
 	}
-	sort.Slice(matching, func(a, b int) bool { return matching[a] < matching[b] })
-	for _, ni := range matching {
+	// Scanning the marks keeps index order without sorting.
+	for ni, s := range p.match {
+		if s != p.stamp {
+			continue
+		}
+		matching = append(matching, int32(ni))
 		for _, pi := range p.nodePools[ni] {
-			if p.pools[pi].stamp != p.stamp {
-				p.pools[pi].stamp = p.stamp
-				cands = append(cands, pi)
-			}
+			p.pools[pi].stamp = p.stamp
 		}
 	}
-	sort.Slice(cands, func(a, b int) bool { return cands[a] < cands[b] })
+	for pi := range p.pools {
+		if p.pools[pi].stamp == p.stamp {
+			cands = append(cands, int32(pi))
+		}
+	}
 	return matching, cands
 }
 
