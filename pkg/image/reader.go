@@ -55,16 +55,13 @@ func open(r io.ReaderAt, b []byte, size int64) (*Image, error) {
 	if size < BlockSize {
 		return nil, imageErr("region of %d bytes is shorter than the %d-byte superblock", size, BlockSize)
 	}
-	var hdr [BlockSize]byte
-	if err := im.readAbs(hdr[:], 0); err != nil {
-		return nil, fmt.Errorf("daxfs: reading superblock: %w", err)
-	}
-	im.sb = decodeSuperblock(hdr[:])
-	if err := checkMagic(im.sb.magic, Magic, "superblock"); err != nil {
+	hdr, err := im.header(0, "superblock")
+	if err != nil {
 		return nil, err
 	}
-	if im.sb.version != Version {
-		return nil, fmt.Errorf("%w: superblock version %d, want %d", ErrVersion, im.sb.version, Version)
+	im.sb = decodeSuperblock(hdr)
+	if err := checkHeader("superblock", im.sb.magic, Magic, im.sb.version); err != nil {
+		return nil, err
 	}
 	usize := uint64(size)
 	if im.sb.baseOffset == 0 {
@@ -77,15 +74,12 @@ func open(r io.ReaderAt, b []byte, size int64) (*Image, error) {
 		return nil, imageErr("superblock: base region [%#x, +%#x) runs past the end of the %d-byte region", im.sb.baseOffset, im.sb.baseSize, size)
 	}
 	im.baseOff, im.limit = im.sb.baseOffset, im.sb.baseSize
-	if err := im.readAbs(hdr[:], im.baseOff); err != nil {
-		return nil, fmt.Errorf("daxfs: reading base superblock: %w", err)
-	}
-	im.base = decodeBaseSuperblock(hdr[:])
-	if err := checkMagic(im.base.magic, BaseMagic, "base superblock"); err != nil {
+	if hdr, err = im.header(im.baseOff, "base superblock"); err != nil {
 		return nil, err
 	}
-	if im.base.version != Version {
-		return nil, fmt.Errorf("%w: base superblock version %d, want %d", ErrVersion, im.base.version, Version)
+	im.base = decodeBaseSuperblock(hdr)
+	if err := checkHeader("base superblock", im.base.magic, BaseMagic, im.base.version); err != nil {
+		return nil, err
 	}
 	if im.base.flags&baseFlagSplit != 0 {
 		return nil, ErrSplitMode
@@ -100,14 +94,28 @@ func open(r io.ReaderAt, b []byte, size int64) (*Image, error) {
 	return im, nil
 }
 
-func checkMagic(got, want uint32, where string) error {
-	if got == want {
-		return nil
+// checkHeader checks a header's magic (naming v1-v4 when it finds one)
+// and version.
+func checkHeader(where string, magic, want, version uint32) error {
+	if magic != want {
+		if v, ok := oldMagics[magic]; ok {
+			return fmt.Errorf("%w: %s magic %#x is DAXFS version %d, want version %d", ErrVersion, where, magic, v, Version)
+		}
+		return imageErr("%s: bad magic %#x, want %#x", where, magic, want)
 	}
-	if v, ok := oldMagics[got]; ok {
-		return fmt.Errorf("%w: %s magic %#x is DAXFS version %d, want version %d", ErrVersion, where, got, v, Version)
+	if version != Version {
+		return fmt.Errorf("%w: %s version %d, want %d", ErrVersion, where, version, Version)
 	}
-	return imageErr("%s: bad magic %#x, want %#x", where, got, want)
+	return nil
+}
+
+// header reads the header block at absolute offset off.
+func (im *Image) header(off uint64, where string) ([]byte, error) {
+	hdr := make([]byte, BlockSize)
+	if err := im.readAbs(hdr, off); err != nil {
+		return nil, fmt.Errorf("daxfs: reading %s: %w", where, err)
+	}
+	return hdr, nil
 }
 
 // readAbs fills p from absolute offset off of the region.

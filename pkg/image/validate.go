@@ -3,7 +3,6 @@ package image
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"slices"
 )
 
@@ -57,9 +56,9 @@ func (v *validator) full() bool { return len(v.errs) >= maxProblems }
 
 func (v *validator) superblock() {
 	im, sb := v.im, v.im.sb
-	var hdr [BlockSize]byte
-	if err := im.readAbs(hdr[:], 0); err != nil {
-		v.add(fmt.Errorf("daxfs: reading superblock: %w", err))
+	hdr, err := im.header(0, "superblock")
+	if err != nil {
+		v.add(err)
 		return
 	}
 	if sb.flags != 0 {
@@ -125,9 +124,9 @@ func (v *validator) pcache() {
 
 func (v *validator) baseSuperblock() {
 	im, b := v.im, v.im.base
-	var hdr [BlockSize]byte
-	if err := im.readAbs(hdr[:], im.baseOff); err != nil {
-		v.add(fmt.Errorf("daxfs: reading base superblock: %w", err))
+	hdr, err := im.header(im.baseOff, "base superblock")
+	if err != nil {
+		v.add(err)
 		return
 	}
 	if b.flags != 0 {
