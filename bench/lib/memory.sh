@@ -101,8 +101,10 @@ memory_phase() { # TREE
 			res=$((anon + file + cache))
 			echo "daxfs N=$n mode=$MEM_MODE device=$dev pool_file_allocated=$(du -B1 "$MEM_POOLFILE" | cut -f1) rssanon=$anon rssfile=$file rssshmem=$(($(proc_kib "$MEM_PID" RssShmem) * 1024)) fusecache=$cache" >>"$OUT/logs/memory.log"
 			record "$tree" "memory: device bytes" "N=$n" daxfs 1 "$(bytes_mib "$dev")" MiB
-			record "$tree" "memory: resident" "N=$n" daxfs 1 "$(bytes_mib "$res")" MiB
-			record "$tree" "memory: device + resident" "N=$n" daxfs 1 "$(bytes_mib $((dev + res)))" MiB
+			record "$tree" "memory: server RssAnon" "N=$n" daxfs 1 "$(bytes_mib "$anon")" MiB
+			record "$tree" "memory: server RssFile (binary text)" "N=$n" daxfs 1 "$(bytes_mib "$file")" MiB
+			record "$tree" "memory: page cache of the files" "N=$n" daxfs 1 "$(bytes_mib "$cache")" MiB
+			record "$tree" "memory: total (device + resident)" "N=$n" daxfs 1 "$(bytes_mib $((dev + res)))" MiB
 			for ((i = n; i >= 1; i--)); do umount_all "$base/pub$i"; done
 			stop_pid "$MEM_PID"
 			umount_all "$base/server"
@@ -128,8 +130,8 @@ memory_phase() { # TREE
 				tot=$((tot + $(du -s -B1 "$base/tmpfs$i" | cut -f1)))
 			done
 			echo "tmpfs N=$n du_total=$tot meminfo_shmem_delta=$(((shm1 - shm0) * 1024))" >>"$OUT/logs/memory.log"
-			record "$tree" "memory: resident" "N=$n" tmpfs 1 "$(bytes_mib "$tot")" MiB
-			record "$tree" "memory: device + resident" "N=$n" tmpfs 1 "$(bytes_mib "$tot")" MiB
+			record "$tree" "memory: page cache of the files" "N=$n" tmpfs 1 "$(bytes_mib "$tot")" MiB
+			record "$tree" "memory: total (device + resident)" "N=$n" tmpfs 1 "$(bytes_mib "$tot")" MiB
 			for ((i = n; i >= 1; i--)); do umount_all "$base/tmpfs$i"; done
 		done
 	fi
