@@ -51,6 +51,8 @@ type serveConfig struct {
 	maxVolumes      int64
 	mountMode       string
 	shutdownTimeout time.Duration
+	registrationDir string
+	kubeletRegPath  string
 }
 
 // parseServeFlags reads the flags; the names are the acceptance contract.
@@ -73,6 +75,8 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	fs.Int64Var(&c.maxVolumes, "max-volumes", 0, "volumes this node accepts (NodeGetInfo max_volumes_per_node); 0 = no limit")
 	fs.StringVar(&c.mountMode, "mount-mode", "auto", "image mount backend when a volume says auto: auto (kernel daxfs if loaded, else fuse), kernel or fuse")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, wait this long for in-flight calls")
+	fs.StringVar(&c.registrationDir, "registration-dir", "", "serve kubelet plugin registration in this dir (the kubelet's plugins_registry), in place of node-driver-registrar; empty disables")
+	fs.StringVar(&c.kubeletRegPath, "kubelet-registration-path", "", "the CSI socket path as the kubelet sees it (default: the --endpoint path)")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -141,6 +145,9 @@ func serve(args []string) error {
 		MetricsAddress:  c.metricsAddress,
 		Metrics:         metrics.Default,
 		ShutdownTimeout: c.shutdownTimeout,
+
+		RegistrationDir:         c.registrationDir,
+		KubeletRegistrationPath: c.kubeletRegPath,
 	}
 	var node *nodeserver.NodeServer
 	if mode != driver.ModeController {

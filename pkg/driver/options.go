@@ -93,6 +93,14 @@ type Options struct {
 	// (the state dir, the kubelet's plugin dir); a hung mount fails Probe.
 	ProbePaths []string
 
+	// RegistrationDir, when set with the node service, serves the kubelet
+	// plugin registration socket <dir>/<driver>-reg.sock in it (the
+	// kubelet's plugins_registry), in place of node-driver-registrar.
+	RegistrationDir string
+	// KubeletRegistrationPath is the CSI socket as the kubelet sees it
+	// (default: the endpoint's path).
+	KubeletRegistrationPath string
+
 	// MetricsAddress serves /metrics and /healthz when not empty (":9808").
 	MetricsAddress string
 	Metrics        *metrics.Set // default metrics.Default

@@ -35,6 +35,10 @@ type Driver struct {
 	http       *http.Server
 	httpAddr   string
 	served     chan error
+
+	registration *registrationServer // nil unless RegistrationDir is set
+	regGRPC      *grpc.Server
+	regPath      string
 }
 
 // New checks the options and builds the services; nothing listens yet.
@@ -114,6 +118,11 @@ func (d *Driver) Start() error {
 
 	d.grpc, d.socketPath, d.served = srv, path, make(chan error, 1)
 	go func() { d.served <- srv.Serve(ln) }()
+	// Register with the kubelet only once the CSI socket answers.
+	if err := d.startRegistration(); err != nil {
+		d.stopLocked()
+		return err
+	}
 	klog.InfoS("Serving CSI", "driver", d.opts.DriverName, "version", d.opts.Version,
 		"mode", d.opts.Mode, "node", d.opts.NodeID, "endpoint", path, "metrics", d.httpAddr)
 	return nil
@@ -131,9 +140,14 @@ func (d *Driver) MetricsAddr() string {
 func (d *Driver) Stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.stopLocked()
+}
+
+func (d *Driver) stopLocked() {
 	if d.grpc == nil {
 		return
 	}
+	d.stopRegistration()
 	done := make(chan struct{})
 	go func() { d.grpc.GracefulStop(); close(done) }()
 	select {
