@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # /init of the daxfs-csi QEMU e2e guest (busybox sh). Parameters come from the
 # kernel command line:
-#   e2e.setup=nvdimm|cxl|e820   which device QEMU emulates
+#   e2e.setup=nvdimm|cxl|e820|nvdimm-fsdax   which device QEMU emulates (fsdax: /dev/pmem0)
 #   e2e.boot=1|2                1: create the namespace/region; 2: reopen what boot 1 made
 #   e2e.test=raw|pool|none      which e2e-guest test to run
 #   e2e.nonce=STRING            ties boot 1 and boot 2 of one run together
@@ -63,13 +63,16 @@ for m in $(cat /etc/e2e-modules); do
   modprobe "$m" 2>/tmp/modprobe.err || { cat /tmp/modprobe.err; fail "modprobe.$m"; }
 done
 
+# nvdimm-fsdax: the NVDIMM as an fsdax block device /dev/pmem0 instead of device-dax.
+MODE=devdax; DEV=dax0.0
+[ "$SETUP" = nvdimm-fsdax ] && { MODE=fsdax; DEV=pmem0; }
 case "$SETUP" in
-  nvdimm|e820)
+  nvdimm|e820|nvdimm-fsdax)
     if ! wait_for /sys/bus/nd/devices/namespace0.0 20; then
       fail "$SETUP.namespace: /sys/bus/nd/devices/namespace0.0 did not appear"; ls /sys/bus/nd/devices; finish
     fi
     if [ "$BOOT" = 1 ]; then
-      run "$SETUP.create-namespace" ndctl create-namespace -f -e namespace0.0 -m devdax -a 2M || finish
+      run "$SETUP.create-namespace" ndctl create-namespace -f -e namespace0.0 -m "$MODE" -a 2M || finish
     fi
     ;;
   cxl)
@@ -97,10 +100,12 @@ case "$SETUP" in
   *) fail "setup: unknown e2e.setup='$SETUP'"; finish ;;
 esac
 
-if wait_for /dev/dax0.0 20; then
+if [ "$MODE" = fsdax ] && wait_for /dev/pmem0 20; then
+  pass "$SETUP.boot$BOOT.pmem0 sectors=$(cat /sys/block/pmem0/size) resource=$(cat /sys/block/pmem0/device/resource)"
+elif [ "$MODE" = devdax ] && wait_for /dev/dax0.0 20; then
   pass "$SETUP.boot$BOOT.dax0.0 size=$(cat /sys/bus/dax/devices/dax0.0/size) resource=$(cat /sys/bus/dax/devices/dax0.0/resource) align=$(cat /sys/bus/dax/devices/dax0.0/align)"
 else
-  fail "$SETUP.boot$BOOT.dax0.0: /dev/dax0.0 did not appear"
+  fail "$SETUP.boot$BOOT.$DEV: /dev/$DEV did not appear"
   ndctl list -NRDi 2>&1; cxl list -RDM 2>&1; ls /sys/bus/nd/devices /sys/bus/dax/devices
   finish
 fi
@@ -111,9 +116,13 @@ grep -iE 'persistent|dax|cxl|nvdimm|pmem' /proc/iomem | sed 's/^/iomem: /'
 case "$TEST" in
   raw)
     phase=write; [ "$BOOT" = 2 ] && phase=verify
-    /bin/e2e-guest raw -phase "$phase" -nonce "$NONCE" -dev /dev/dax0.0 || FAILED=1 ;;
+    if [ "$MODE" = devdax ]; then
+      /bin/e2e-guest raw -phase "$phase" -nonce "$NONCE" -dev /dev/dax0.0 || FAILED=1
+    else
+      fail "raw: the raw test is for device-dax only (setup $SETUP is $MODE)"
+    fi ;;
   pool)
-    /bin/e2e-guest pool -setup "$SETUP" -boot "$BOOT" -images /images || FAILED=1 ;;
+    /bin/e2e-guest pool -setup "$SETUP" -boot "$BOOT" -images /images -dev "/dev/$DEV" || FAILED=1 ;;
   none) ;;
   *) fail "test: unknown e2e.test='$TEST'" ;;
 esac

@@ -5,7 +5,8 @@
 # backing file (boot 1 creates, boot 2 reopens), then checks the backing file on
 # the host. Facts about the devices: ../shared/docs/qemu-dax-devices.md.
 #
-# Usage: test/e2e/qemu/run.sh [--record] [SETUP...]   (SETUP: nvdimm cxl e820; default: nvdimm cxl)
+# Usage: test/e2e/qemu/run.sh [--record] [SETUP...]   (SETUP: nvdimm cxl e820 nvdimm-fsdax; default: nvdimm cxl)
+#   nvdimm-fsdax: the NVDIMM as fsdax /dev/pmem0 (pool spec pmem:) instead of device-dax
 #   --record   also dump the sysfs trees of boot 1 into pkg/daxdev/testdata/sysfs/<setup>/
 # Environment:
 #   QEMU_E2E_TEST=pool|raw   guest test: pool (default) = pkg/daxdev discovery + pool + staging;
@@ -33,9 +34,9 @@ setups=()
 for a in "$@"; do
   case "$a" in
     --record) record=1 ;;
-    nvdimm|cxl|e820) setups+=("$a") ;;
+    nvdimm|cxl|e820|nvdimm-fsdax) setups+=("$a") ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown argument '$a' (want --record, nvdimm, cxl, e820)" >&2; exit 2 ;;
+    *) echo "run.sh: unknown argument '$a' (want --record, nvdimm, cxl, e820, nvdimm-fsdax)" >&2; exit 2 ;;
   esac
 done
 [ ${#setups[@]} -gt 0 ] || setups=(nvdimm cxl)
@@ -157,8 +158,8 @@ phase_end initramfs
 # qemu_args SETUP: the device part of the QEMU command line.
 qemu_args() {
   case "$1" in
-    nvdimm) echo "-machine pc,nvdimm=on -m 2G,slots=2,maxmem=4G
-      -object memory-backend-file,id=mem1,share=on,mem-path=$work/nvdimm.img,size=512M
+    nvdimm|nvdimm-fsdax) echo "-machine pc,nvdimm=on -m 2G,slots=2,maxmem=4G
+      -object memory-backend-file,id=mem1,share=on,mem-path=$work/$1.img,size=512M
       -device nvdimm,id=nvdimm1,memdev=mem1" ;;
     cxl) echo "-M q35,cxl=on -m 2G,maxmem=4G,slots=8
       -object memory-backend-file,id=cxl-mem1,share=on,mem-path=$work/cxl.img,size=256M
@@ -171,7 +172,7 @@ qemu_args() {
     e820) echo "-machine pc -m 2G" ;;
   esac
 }
-backing_file() { case "$1" in nvdimm) echo "$work/nvdimm.img";; cxl) echo "$work/cxl.img";; *) echo;; esac; }
+backing_file() { case "$1" in nvdimm|nvdimm-fsdax|cxl) echo "$work/$1.img";; *) echo;; esac; }
 
 # boot SETUP N EXTRA-APPEND: one guest run; its console goes to $work/SETUP-bootN.log.
 boot() {
@@ -220,7 +221,7 @@ nonce=$(date +%s)-$$
 for setup in "${setups[@]}"; do
   bf=$(backing_file "$setup")
   case "$setup" in
-    nvdimm) rm -f "$bf"; truncate -s 512M "$bf" ;;
+    nvdimm|nvdimm-fsdax) rm -f "$bf"; truncate -s 512M "$bf" ;;
     cxl) rm -f "$bf" "$work/lsa.img"; truncate -s 256M "$bf" "$work/lsa.img" ;;
   esac
   if [ "$setup" = e820 ]; then

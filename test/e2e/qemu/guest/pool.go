@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
@@ -74,13 +75,13 @@ func runPool(args []string) bool {
 	}
 	r.check("pool.discover", err, "kind=%s size=%d align=%d phys=%#x numa=%d cxlRegion=%q sharedID=%q spec=%s",
 		d.Kind, d.Size, d.Align, d.PhysAddr, d.NUMANode, d.CXLRegion, d.SharedID, d.Spec)
-	regionOff, err := regionOffset(filepath.Base(*dev))
+	regionOff, err := regionOffset(*dev, d.PhysAddr)
 	if err == nil && regionOff != want.RegionOffset {
-		err = fmt.Errorf("dax0.0 starts %#x into its nd region, want %#x", regionOff, want.RegionOffset)
+		err = fmt.Errorf("%s starts %#x into its nd region, want %#x", *dev, regionOff, want.RegionOffset)
 	}
 	r.check("pool.region-offset", err, "%#x", regionOff)
 
-	spec := "devdax:" + *dev
+	spec := d.Spec
 	ctx := context.Background()
 	var p *daxdev.Pool
 	switch *boot {
@@ -196,8 +197,12 @@ func checkDevice(d daxdev.DeviceInfo, want report.Device, dev string) error {
 	if want.CXLRegion != "" && d.SharedID == "" {
 		errs = append(errs, errors.New("a CXL device without a shared-pool identity"))
 	}
-	if d.Spec != "devdax:"+dev {
-		errs = append(errs, fmt.Errorf("spec %q, want %q", d.Spec, "devdax:"+dev))
+	wantSpec := "devdax:" + dev
+	if want.Kind == daxdev.KindPmem {
+		wantSpec = "pmem:" + dev
+	}
+	if d.Spec != wantSpec {
+		errs = append(errs, fmt.Errorf("spec %q, want %q", d.Spec, wantSpec))
 	}
 	return errors.Join(errs...)
 }
@@ -235,21 +240,26 @@ func checkExtent(p *daxdev.Pool, e daxdev.Extent, im image, align int64) error {
 	return nil
 }
 
-// regionOffset is where the dax device's byte 0 is inside its nd region:
-// dax resource minus region resource (sysfs, root-readable).
-func regionOffset(name string) (int64, error) {
-	dax, err := readInt(filepath.Join("/sys/bus/dax/devices", name, "resource"))
+// regionOffset is where the device's byte 0 (physical address phys) is
+// inside the nd region that holds it: phys minus the region's resource.
+func regionOffset(dev string, phys uint64) (int64, error) {
+	name := filepath.Base(dev)
+	link := filepath.Join("/sys/bus/dax/devices", name)
+	if strings.HasPrefix(name, "pmem") {
+		link = filepath.Join("/sys/block", name)
+	}
+	dir, err := filepath.EvalSymlinks(link)
 	if err != nil {
 		return 0, err
 	}
-	// dax0.0 sits in .../regionN/daxN.M/daxN.0: the region is two up.
-	real, err := filepath.EvalSymlinks(filepath.Join("/sys/bus/dax/devices", name))
-	if err != nil {
-		return 0, err
+	for ; dir != "/" && !strings.HasPrefix(filepath.Base(dir), "region"); dir = filepath.Dir(dir) {
 	}
-	region, err := readInt(filepath.Join(filepath.Dir(filepath.Dir(real)), "resource"))
+	if dir == "/" {
+		return 0, fmt.Errorf("no nd region above %s", link)
+	}
+	region, err := readInt(filepath.Join(dir, "resource"))
 	if err != nil {
 		return 0, fmt.Errorf("region resource: %w", err)
 	}
-	return dax - region, nil
+	return int64(phys) - region, nil
 }

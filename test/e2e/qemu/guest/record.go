@@ -110,7 +110,27 @@ func (rec *recorder) record(sysRoot, devRoot string) error {
 			}
 		}
 	}
-	// /sys/dev/char links of the recorded devices (maps /dev nodes to sysfs).
+	// fsdax block devices: /sys/block/pmemN and the device directory it links to.
+	for _, name := range listNames(filepath.Join(sysRoot, "block")) {
+		if !strings.HasPrefix(name, "pmem") {
+			continue
+		}
+		p := filepath.Join(sysRoot, "block", name)
+		if err := rec.link(p); err != nil {
+			return err
+		}
+		target, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return err
+		}
+		if err := rec.ancestors(sysRoot, target); err != nil {
+			return err
+		}
+		if err := rec.tree(target); err != nil {
+			return err
+		}
+	}
+	// /sys/dev/char and /sys/dev/block links of the recorded devices (maps /dev nodes to sysfs).
 	for _, kind := range []string{"char", "block"} {
 		d := filepath.Join(sysRoot, "dev", kind)
 		ents, _ := os.ReadDir(d)
@@ -300,4 +320,13 @@ func (rec *recorder) tree(dir string) error {
 		}
 	}
 	return nil
+}
+
+func listNames(dir string) []string {
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
 }

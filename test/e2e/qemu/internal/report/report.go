@@ -74,7 +74,9 @@ type Device struct {
 var Expected = map[string]Device{
 	"nvdimm": {Kind: daxdev.KindDevDAX, Size: 526385152, Align: 2 << 20, PhysAddr: 0x100a00000, RegionOffset: 0xa00000},
 	"cxl":    {Kind: daxdev.KindCXL, Size: 262144000, Align: 2 << 20, PhysAddr: 0x390600000, CXLRegion: "region0", RegionOffset: 0x600000},
-	"e820":   {Kind: daxdev.KindDevDAX, Size: 262144000, Align: 2 << 20, PhysAddr: 0x40600000, RegionOffset: 0x600000},
+	// fsdax /dev/pmem0 on the NVDIMM (its pfn device reports the data start as resource); pool align = page size
+	"nvdimm-fsdax": {Kind: daxdev.KindPmem, Size: 526385152, Align: 4096, PhysAddr: 0x100a00000, RegionOffset: 0xa00000},
+	"e820":         {Kind: daxdev.KindDevDAX, Size: 262144000, Align: 2 << 20, PhysAddr: 0x40600000, RegionOffset: 0x600000},
 }
 
 // Images staged by the guest, in this order, from the images directory.
