@@ -137,7 +137,12 @@ Peers: **daxfs-fuse** = \`daxfs-csi fuse-serve --image IMG --mountpoint DIR\`;
 read-only loop device; **tmpfs** = a copy of the tree. squashfs images are
 uncompressed (\`-noI -noD -noF -noX\`), like the daxfs and erofs images, so
 nobody pays for decompression on reads; mksquashfs's default (gzip, all
-CPUs) is timed in its own build row.
+CPUs) is timed in its own build row (not on the big tree: random bytes).
+Builds are timed until the image is on disk (command + \`sync IMAGE\`;
+daxfs-csi fsyncs by itself). Image size of tmpfs = \`du\` of the tree.
+Memory rows: RssFile is the daxfs-csi binary's text (shared by every
+fuse-serve on a node); the page cache is what the kernel keeps of the files
+read through each mount (\`fincore\`), for tmpfs its N copies.
 
 Cells: median wall seconds (or MiB). **Ratio columns = peer ÷ daxfs-fuse: > 1
 means daxfs-fuse is faster or smaller, < 1 means the peer is.**

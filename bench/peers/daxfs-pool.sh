@@ -1,0 +1,45 @@
+# bench/peers/daxfs-pool.sh (opt-in: --peers ...,daxfspool): the node
+# plugin's production path. The same daxfs image staged once per tree into a
+# memory-file pool in /dev/shm (the stand-in for DAX/CXL device memory here),
+# served by `fuse-serve --pool --digest`. Its cold rows restart the server
+# and drop the caches, but the image stays in memory, as it does on a node:
+# they show what daxfs-fuse's cold start costs when no disk is involved.
+PEER_TITLE[daxfspool]="daxfs-fuse (pool)"
+PEER_NEEDS[daxfspool]="daxfs"
+
+mount_daxfspool() { # TREE MNT
+	local mnt=$2 pid spec
+	if [[ ${PEER_FILLED[daxfspool]:-} != "$1" ]]; then
+		release_daxfspool
+		POOL_FILE=/dev/shm/daxfs-bench-$STAMP-peer.pool
+		on_exit "rm -f '$POOL_FILE'"
+		spec=memfile:$POOL_FILE
+		"$DAXFS_BIN" pool init --pool "$spec" --size $(($(stat -c %s "$IMG/$1.daxfs") + (64 << 20))) >>"$OUT/logs/daxfspool.log" 2>&1
+		POOL_DIGEST=$("$DAXFS_BIN" pool stage --pool "$spec" --owner bench "$IMG/$1.daxfs" 2>>"$OUT/logs/daxfspool.log" | grep -o 'sha256:[0-9a-f]*' | head -1)
+		[[ -n $POOL_DIGEST ]] || die "pool stage printed no digest; see $OUT/logs/daxfspool.log"
+		PEER_FILLED[daxfspool]=$1
+	fi
+	# shellcheck disable=SC2086
+	"$DAXFS_BIN" fuse-serve --pool "memfile:$POOL_FILE" --digest "$POOL_DIGEST" --mountpoint "$mnt" $DAXFS_SERVE_ARGS \
+		>>"$OUT/logs/daxfspool.log" 2>&1 &
+	pid=$!
+	PEER_PID[daxfspool]=$pid
+	LIVE_PIDS[$pid]=1
+	wait_mount "$mnt" '^fuse' "$pid" || {
+		tail -20 "$OUT/logs/daxfspool.log" >&2
+		die "fuse-serve --pool did not mount at $mnt"
+	}
+}
+
+umount_daxfspool() { # MNT
+	local pid=${PEER_PID[daxfspool]:-}
+	[[ -n $pid ]] && stop_pid "$pid"
+	PEER_PID[daxfspool]=
+	umount_all "$1"
+}
+
+release_daxfspool() {
+	[[ -n ${POOL_FILE:-} ]] && rm -f "$POOL_FILE"
+	PEER_FILLED[daxfspool]=
+	return 0
+}
