@@ -33,6 +33,8 @@ type Resolved struct {
 // Fetcher opens sources; the zero value uses http.DefaultClient.
 type Fetcher struct {
 	HTTPClient *http.Client
+	// Schemes adds handlers for this Fetcher only; see RegisterScheme.
+	Schemes map[string]SchemeHandler
 }
 
 // Default is the Fetcher behind the package-level functions.
@@ -61,6 +63,9 @@ func (f *Fetcher) client() *http.Client {
 
 // Open streams the source.
 func (f *Fetcher) Open(ctx context.Context, uri string) (io.ReadCloser, int64, error) {
+	if h := f.handler(uri); h != nil {
+		return h.Open(ctx, uri)
+	}
 	u, err := url.Parse(uri)
 	if err != nil {
 		return nil, 0, fmt.Errorf("open %q: %w", uri, err)
@@ -104,6 +109,9 @@ func (f *Fetcher) Open(ctx context.Context, uri string) (io.ReadCloser, int64, e
 // looked up (stat, or an HTTP HEAD); without one the source is hashed by
 // streaming it once.
 func (f *Fetcher) Resolve(ctx context.Context, uri, digest string) (Resolved, error) {
+	if h := f.handler(uri); h != nil {
+		return h.Resolve(ctx, uri, digest)
+	}
 	if digest != "" {
 		size, err := f.size(ctx, uri)
 		if err != nil {

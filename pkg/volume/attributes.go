@@ -35,14 +35,19 @@ const (
 
 // Attributes are the parsed, validated volume attributes.
 type Attributes struct {
-	Image     string // source URI: file:///abs/path or https://...
-	Digest    string // "sha256:<hex>", empty when not given (file sources only)
+	Image     string // source URI: file:///abs/path, https://... or oci://REGISTRY/REPO...
+	Digest    string // "sha256:<hex>" of the DAXFS image; empty when not given (file and oci sources)
 	Mount     MountMode
 	Writable  bool
 	Ephemeral bool
+	// PullSecret names the dockerconfigjson secret for oci:// pulls.
+	PullSecret string
 }
 
-var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+var (
+	digestRE     = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	secretNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
+)
 
 // Parse validates attrs. Every problem is reported at once in an *AttrError
 // so a user fixes a StorageClass in one round.
@@ -58,6 +63,8 @@ func Parse(attrs map[string]string) (Attributes, error) {
 			a.Digest = v
 		case AttrMount:
 			a.Mount = MountMode(v)
+		case AttrPullSecret:
+			a.PullSecret = v
 		case AttrWritable:
 			b, err := parseBool(v)
 			if err != nil {
@@ -78,8 +85,8 @@ func Parse(attrs map[string]string) (Attributes, error) {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		problems = append(problems, fmt.Sprintf("unknown attributes %q (known: %s, %s, %s, %s)",
-			unknown, AttrImage, AttrDigest, AttrMount, AttrWritable))
+		problems = append(problems, fmt.Sprintf("unknown attributes %q (known: %s, %s, %s, %s, %s)",
+			unknown, AttrImage, AttrDigest, AttrMount, AttrWritable, AttrPullSecret))
 	}
 	if a.Image == "" {
 		problems = append(problems, fmt.Sprintf("%s is required", AttrImage))
@@ -87,6 +94,13 @@ func Parse(attrs map[string]string) (Attributes, error) {
 		problems = append(problems, fmt.Sprintf("%s: %v", AttrImage, err))
 	} else if strings.HasPrefix(a.Image, "https://") && a.Digest == "" {
 		problems = append(problems, fmt.Sprintf("%s is required for https sources", AttrDigest))
+	}
+	if a.PullSecret != "" {
+		if !strings.HasPrefix(a.Image, OCIScheme) {
+			problems = append(problems, fmt.Sprintf("%s applies to oci:// images only", AttrPullSecret))
+		} else if !secretNameRE.MatchString(a.PullSecret) {
+			problems = append(problems, fmt.Sprintf("%s %q: want a secret name (DNS subdomain)", AttrPullSecret, a.PullSecret))
+		}
 	}
 	if a.Digest != "" && !digestRE.MatchString(a.Digest) {
 		problems = append(problems, fmt.Sprintf("%s %q: want sha256:<64 lowercase hex>", AttrDigest, a.Digest))
@@ -115,6 +129,10 @@ func parseBool(v string) (bool, error) {
 
 // checkSource accepts absolute, clean file:// URIs and https URLs with a host.
 func checkSource(src string) error {
+	if strings.HasPrefix(src, OCIScheme) {
+		_, err := ParseOCI(src)
+		return err
+	}
 	u, err := url.Parse(src)
 	if err != nil {
 		return fmt.Errorf("%q is not a URI: %w", src, err)
@@ -138,7 +156,7 @@ func checkSource(src string) error {
 			return fmt.Errorf("https URL must not carry credentials")
 		}
 	default:
-		return fmt.Errorf("%q: unsupported scheme %q (want file:// or https://)", src, u.Scheme)
+		return fmt.Errorf("%q: unsupported scheme %q (want file://, https:// or oci://)", src, u.Scheme)
 	}
 	return nil
 }
@@ -155,6 +173,9 @@ func (a Attributes) Context() map[string]string {
 	}
 	if a.Writable {
 		m[AttrWritable] = "true"
+	}
+	if a.PullSecret != "" {
+		m[AttrPullSecret] = a.PullSecret
 	}
 	return m
 }

@@ -1,0 +1,93 @@
+package volume
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const ociDgst = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+
+func TestParseOCI(t *testing.T) {
+	good := []struct {
+		src  string
+		want OCIRef
+	}{
+		{"oci://reg.example/team/app@" + ociDgst, OCIRef{"reg.example", "team/app", "", ociDgst}},
+		{"oci://127.0.0.1:5000/app:v1@" + ociDgst, OCIRef{"127.0.0.1:5000", "app", "v1", ociDgst}},
+		{"oci://localhost/a/b:latest", OCIRef{"localhost", "a/b", "latest", ""}},
+	}
+	for _, g := range good {
+		got, err := ParseOCI(g.src)
+		if err != nil || got != g.want {
+			t.Errorf("ParseOCI(%q) = %+v, %v; want %+v", g.src, got, err, g.want)
+		}
+	}
+	for _, bad := range []string{
+		"oci://ubuntu:22.04",               // implicit Docker Hub
+		"oci://reg.example/app",            // neither tag nor digest
+		"oci://reg.example/app@sha256:abc", // short digest
+		"oci://reg.example/App@" + ociDgst, // upper case repository
+		"oci://reg.example",                // no repository
+		"oci://reg.example/app@md5:" + ociDgst[7:],
+	} {
+		if r, err := ParseOCI(bad); err == nil {
+			t.Errorf("ParseOCI(%q) = %+v, want error", bad, r)
+		}
+	}
+}
+
+func TestParseOCIAttributes(t *testing.T) {
+	src := "oci://reg.example/team/app@" + ociDgst
+	a, err := Parse(map[string]string{"image": src, "pullSecret": "regcred"})
+	if err != nil || a.Image != src || a.PullSecret != "regcred" || a.Digest != "" {
+		t.Fatalf("Parse = %+v, %v", a, err)
+	}
+	if c := a.Context(); c["pullSecret"] != "regcred" || c["image"] != src {
+		t.Fatalf("Context = %v", c)
+	}
+	// The digest attribute is the DAXFS digest, accepted beside the OCI one.
+	if _, err := Parse(map[string]string{"image": src, "digest": dgst}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []map[string]string{
+		{"image": "file:///a", "pullSecret": "regcred"},
+		{"image": src, "pullSecret": "Bad_Name"},
+		{"image": "oci://reg.example/app"},
+	} {
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("Parse(%v) accepted", bad)
+		}
+	}
+}
+
+func TestAllowListOCI(t *testing.T) {
+	l := AllowList{"oci://reg.example/team", "oci+tags://127.0.0.1:5000/dev", "https://images.corp"}
+	for _, ok := range []string{
+		"oci://reg.example/team/app@" + ociDgst,
+		"oci://reg.example/team@" + ociDgst,
+		"oci://reg.example/team/app:v1@" + ociDgst,
+		"oci://127.0.0.1:5000/dev/x:latest",
+		"oci://127.0.0.1:5000/dev/x@" + ociDgst,
+	} {
+		if err := l.Check(ok); err != nil {
+			t.Errorf("Check(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{
+		"oci://reg.example/team/app:v1",             // tag-only needs oci+tags://
+		"oci://reg.example/teamevil/app@" + ociDgst, // repository boundary
+		"oci://reg.example.evil/team/app@" + ociDgst,
+		"oci://127.0.0.1:5001/dev/x:latest",
+		"oci://reg.example/other@" + ociDgst,
+	} {
+		if err := l.Check(bad); !errors.Is(err, ErrSourceNotAllowed) {
+			t.Errorf("Check(%q) = %v, want ErrSourceNotAllowed", bad, err)
+		} else if strings.HasPrefix(bad, "oci://reg.example/team/app:v1") && !strings.Contains(err.Error(), "oci+tags") {
+			t.Errorf("tag-only refusal does not say how to allow it: %v", err)
+		}
+	}
+	if err := (AllowList{"oci://reg.example"}).Check("oci://reg.example/any/repo@" + ociDgst); err != nil {
+		t.Errorf("registry-wide entry: %v", err)
+	}
+}
