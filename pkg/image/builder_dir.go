@@ -7,14 +7,15 @@ import (
 	"syscall"
 )
 
-// AddDir stacks the tree under dir (read with lstat; symlinks are not
-// followed) onto the image as the next layer. The root takes dir's own mode
-// and owner. File data is read again at WriteTo time.
+// AddDir stacks the tree under dir onto the image as the next layer.
+// Entries are read with lstat (symlinks below dir are stored, not
+// followed); the root takes dir's own mode and owner. File data is read
+// again at WriteTo time.
 func (b *Builder) AddDir(dir string) error {
 	b.layer++
-	st, err := lstat(dir)
-	if err != nil {
-		return err
+	var st syscall.Stat_t // the root may be a symlink to a directory
+	if err := syscall.Stat(dir, &st); err != nil {
+		return fmt.Errorf("daxfs build: %w", &os.PathError{Op: "stat", Path: dir, Err: err})
 	}
 	if st.Mode&modeTypeMask != modeDir {
 		return fmt.Errorf("daxfs build: %s is not a directory", dir)

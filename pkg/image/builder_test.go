@@ -409,3 +409,20 @@ func TestBuildRejectsBadSources(t *testing.T) {
 		t.Errorf("AddDir(file) = %v", err)
 	}
 }
+
+// TestAddDirThroughSymlink: a symlink naming the source root is followed;
+// symlinks inside are stored as symlinks.
+func TestAddDirThroughSymlink(t *testing.T) {
+	root := t.TempDir()
+	mustWrite(t, filepath.Join(root, "real", "f"), []byte("f"))
+	must(t, os.Symlink("f", filepath.Join(root, "real", "l")))
+	must(t, os.Symlink("real", filepath.Join(root, "alias")))
+	im := openValid(t, build(t, BuildOptions{}, func(b *Builder) error { return b.AddDir(filepath.Join(root, "alias")) }))
+	l, err := im.Lookup(RootIno, "l")
+	if err != nil || !l.IsSymlink() {
+		t.Fatalf("l: %+v, %v", l, err)
+	}
+	if f, err := im.Lookup(RootIno, "f"); err != nil || !f.IsRegular() || f.Size != 1 {
+		t.Errorf("f: %+v, %v", f, err)
+	}
+}
