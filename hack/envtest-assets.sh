@@ -11,7 +11,8 @@
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
-ETCD_MODULE_VERSION="${ETCD_MODULE_VERSION:-v3.5.21}" # only when apt has no etcd
+ETCD_MODULE_VERSION="${ETCD_MODULE_VERSION:-v3.6.16}" # only when apt has no etcd
+ETCD_FROM="${DAXFS_ETCD_FROM:-apt}"                    # apt (falls back to proxy) or proxy
 CACHE_ROOT="${DAXFS_CACHE:-$HOME/.cache/daxfs-csi}"
 OUT="$CACHE_ROOT/k8s-$K8S_VERSION"
 
@@ -23,7 +24,7 @@ mkdir -p "$OUT"
 
 # --- etcd ---------------------------------------------------------------
 if ! have etcd; then
-	if ! command -v etcd >/dev/null 2>&1 && [[ ! -x /usr/bin/etcd ]]; then
+	if [[ $ETCD_FROM == apt ]] && ! command -v etcd >/dev/null 2>&1 && [[ ! -x /usr/bin/etcd ]]; then
 		if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
 			log "installing etcd-server from apt"
 			(apt-get install -y --no-install-recommends etcd-server >&2 ||
@@ -32,7 +33,8 @@ if ! have etcd; then
 	fi
 	# The Debian package ships a service we do not want running.
 	if command -v service >/dev/null 2>&1; then service etcd stop >/dev/null 2>&1 || true; fi
-	ETCD_BIN="$(command -v etcd 2>/dev/null || true)"
+	ETCD_BIN=""
+	if [[ $ETCD_FROM == apt ]]; then ETCD_BIN="$(command -v etcd 2>/dev/null || true)"; fi
 	if [[ -n "$ETCD_BIN" ]]; then
 		log "etcd from $ETCD_BIN"
 		cp "$ETCD_BIN" "$OUT/etcd.tmp" && mv "$OUT/etcd.tmp" "$OUT/etcd"

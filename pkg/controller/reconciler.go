@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -43,7 +44,7 @@ func (r *PlacementReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("daxfs-placement").
-		Watches(&daxv1.DaxNode{}, all).
+		Watches(&daxv1.DaxNode{}, all, builder.WithPredicates(heartbeatOnly(r.ttl(), r.now))).
 		Watches(&daxv1.DaxImage{}, all).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		Complete(r)
