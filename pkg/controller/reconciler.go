@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -35,6 +36,9 @@ type PlacementReconciler struct {
 	HeartbeatTTL time.Duration
 	Resolver     Resolver         // nil: SourceResolver
 	Now          func() time.Time // nil: time.Now
+
+	mu       sync.Mutex
+	failures map[string]resolveFailure // by DaxImage name
 }
 
 // SetupWithManager registers the reconciler with watches on both kinds.
@@ -132,10 +136,12 @@ func (r *PlacementReconciler) imageInput(ctx context.Context, img *daxv1.DaxImag
 		Digest:   src.Digest,
 		Size:     src.Size,
 	}
-	if pi.Digest == "" {
+	// What an earlier pass resolved holds while the spec is unchanged.
+	current := img.Status.ObservedGeneration == img.Generation
+	if pi.Digest == "" && current {
 		pi.Digest = img.Status.Digest
 	}
-	if pi.Size == 0 && pi.Digest != "" && img.Status.Digest == pi.Digest {
+	if pi.Size == 0 && pi.Digest != "" && img.Status.Digest == pi.Digest && current {
 		pi.Size = img.Status.Size
 	}
 	if pi.Size == 0 && pi.Digest != "" {
@@ -143,17 +149,10 @@ func (r *PlacementReconciler) imageInput(ctx context.Context, img *daxv1.DaxImag
 	}
 	var problem string
 	if pi.Digest == "" || pi.Size == 0 {
-		res := r.Resolver
-		if res == nil {
-			res = SourceResolver{}
-		}
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		d, size, err := res.Resolve(rctx, src)
-		cancel()
-		if err != nil {
-			klog.ErrorS(err, "resolve image source", "daximage", img.Name, "image", src.Image)
-			problem = fmt.Sprintf("resolve %s: %v", src.Image, err)
-		} else {
+		var d string
+		var size int64
+		d, size, problem = r.resolve(ctx, img)
+		if problem == "" {
 			pi.Digest, pi.Size = d, size
 		}
 	}
@@ -179,4 +178,46 @@ func (r *PlacementReconciler) writeStatus(ctx context.Context, img *daxv1.DaxIma
 	}
 	klog.V(1).InfoS("DaxImage placed", "daximage", img.Name, "copies", st.PlacedCount, "ready", st.ReadyCount, "nodes", st.NodeCount)
 	return nil
+}
+
+// resolveRetry is how long a failed resolve of an unchanged DaxImage is
+// remembered, so a bad source does not stall every pass.
+const resolveRetry = time.Minute
+
+type resolveFailure struct {
+	generation int64
+	at         time.Time
+	problem    string
+}
+
+// resolve asks the Resolver for the image's digest and size, remembering
+// failures for resolveRetry.
+func (r *PlacementReconciler) resolve(ctx context.Context, img *daxv1.DaxImage) (string, int64, string) {
+	r.mu.Lock()
+	f, failed := r.failures[img.Name]
+	r.mu.Unlock()
+	if failed && f.generation == img.Generation && r.now().Sub(f.at) < resolveRetry {
+		return "", 0, f.problem
+	}
+	res := r.Resolver
+	if res == nil {
+		res = SourceResolver{}
+	}
+	src := img.Spec.Source
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	d, size, err := res.Resolve(rctx, src)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		klog.ErrorS(err, "resolve image source", "daximage", img.Name, "image", src.Image)
+		if r.failures == nil {
+			r.failures = map[string]resolveFailure{}
+		}
+		p := fmt.Sprintf("resolve %s: %v", src.Image, err)
+		r.failures[img.Name] = resolveFailure{generation: img.Generation, at: r.now(), problem: p}
+		return "", 0, p
+	}
+	delete(r.failures, img.Name)
+	return d, size, ""
 }

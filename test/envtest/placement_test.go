@@ -188,3 +188,28 @@ func TestFullPoolGetsNothingMore(t *testing.T) {
 	eventually(t, "second placed by eviction", placedIn("second", daxv1.PlacementPending))
 	eventually(t, "first evicted", unplaced("first"))
 }
+
+// A source the controller cannot resolve leaves the image unplaced with the
+// reason in its Placed condition.
+func TestUnresolvableSourceIsReported(t *testing.T) {
+	ctx := setup(t)
+	startController(t, ctx, controller.Options{HeartbeatTTL: time.Minute})
+	sel := map[string]string{"test": "source"}
+	putNode(t, ctx, "s1", sel, time.Now(), daxv1.PoolStatus{ID: "ps1", Kind: daxv1.PoolKindDevDAX, Size: 64 * mib, Free: 60 * mib, Align: 2 * mib})
+	img := newImage("missing-src", "", 0, daxv1.PolicyAllMatching, 0, sel)
+	img.Spec.Source.Image = "file://" + t.TempDir() + "/absent.daxfs"
+	if err := k8sClient.Create(ctx, img); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "SourceError reported", func() error {
+		got, err := getImage(ctx, "missing-src")
+		if err != nil {
+			return err
+		}
+		c := condition(got, daxv1.ConditionPlaced)
+		if c.Status != metav1.ConditionFalse || c.Reason != "SourceError" || !strings.Contains(c.Message, "absent.daxfs") || len(got.Status.Placements) != 0 {
+			return fmt.Errorf("Placed %+v, placements %+v", c, got.Status.Placements)
+		}
+		return nil
+	})
+}
