@@ -93,6 +93,7 @@ func newEnv(t testing.TB, poolSize int64, mod func(*Options)) *env {
 		AllowSources:     volume.AllowList{"file://" + e.images + "/"},
 		FuseServeCommand: fuseServeArgv,
 		ProcFilesystems:  "/proc/filesystems",
+		HealthInterval:   -1, // tests drive repairs; TestHealthWatch runs the loop
 	}
 	if mod != nil {
 		mod(&e.opts)

@@ -119,6 +119,8 @@ func (s *NodeServer) ensureImage(ctx context.Context, r resolved) (*state.Image,
 	if s.opts.OnStage != nil {
 		s.opts.OnStage(r.Digest, im.Backend, time.Since(start))
 	}
+	// Volumes bound to the previous mount of this image are dead: rebind.
+	s.repairOthers(r.Digest)
 	klog.InfoS("Image staged", "digest", r.Digest, "size", r.Size, "backend", im.Backend, "duration", time.Since(start))
 	return im, nil
 }
@@ -259,6 +261,7 @@ func (s *NodeServer) mountImage(im *state.Image, mode volume.MountMode) error {
 	s.mu.Lock()
 	im.Backend = backend
 	im.LastUsed = time.Now()
+	im.Generation++
 	s.mu.Unlock()
 	if err := s.store.SaveImage(im); err != nil {
 		return err

@@ -87,12 +87,16 @@ func (s *NodeServer) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVo
 	}
 	var paths []string
 	var digest string
+	stale := false
 	s.mu.Lock()
 	for _, v := range s.volumes {
 		if v.VolumeID != id {
 			continue
 		}
 		digest = v.Digest
+		if im := s.images[v.Digest]; im != nil && im.Generation != v.ImageGen {
+			stale = true
+		}
 		if v.StagingPath != "" && (req.GetStagingTargetPath() == "" || req.GetStagingTargetPath() == v.StagingPath) {
 			paths = append(paths, v.StagingPath)
 		}
@@ -119,6 +123,9 @@ func (s *NodeServer) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVo
 		bad("ImageNotMounted", "image "+digest+" is not mounted on this node")
 	} else if err := s.imageHealthy(&im); err != nil {
 		bad("ImageMountFailed", err.Error())
+	}
+	if stale {
+		bad("StaleImageMount", "the volume's mounts still point at a previous, dead image mount")
 	}
 	sort.Strings(paths)
 	var broken []string

@@ -1,6 +1,10 @@
 package nodeserver
 
-import "sync"
+import (
+	"context"
+	"fmt"
+	"sync"
+)
 
 // keyedMutex serialises work per key (a volume id, a digest) without one
 // global lock, and forgets keys nobody holds.
@@ -10,7 +14,7 @@ type keyedMutex struct {
 }
 
 type keyLock struct {
-	sync.Mutex
+	ch    chan struct{} // holds a token while locked
 	users int
 }
 
@@ -18,20 +22,35 @@ func newKeyedMutex() *keyedMutex { return &keyedMutex{m: map[string]*keyLock{}} 
 
 // Lock locks key and returns its unlock.
 func (k *keyedMutex) Lock(key string) func() {
+	unlock, _ := k.LockCtx(context.Background(), key)
+	return unlock
+}
+
+// LockCtx waits for key until ctx is done: a caller whose deadline passed
+// (the kubelet gave up and will retry) does not queue work behind a long
+// stage.
+func (k *keyedMutex) LockCtx(ctx context.Context, key string) (func(), error) {
 	l := k.ref(key)
-	l.Lock()
-	return func() { l.Unlock(); k.unref(key) }
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; k.unref(key) }, nil
+	case <-ctx.Done():
+		k.unref(key)
+		return nil, fmt.Errorf("waiting for another operation on %s: %w", key, ctx.Err())
+	}
 }
 
 // TryLock locks key only when free; eviction uses it so it never waits on
 // (and deadlocks with) a stage that holds another digest.
 func (k *keyedMutex) TryLock(key string) (func(), bool) {
 	l := k.ref(key)
-	if !l.TryLock() {
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; k.unref(key) }, true
+	default:
 		k.unref(key)
 		return nil, false
 	}
-	return func() { l.Unlock(); k.unref(key) }, true
 }
 
 func (k *keyedMutex) ref(key string) *keyLock {
@@ -39,7 +58,7 @@ func (k *keyedMutex) ref(key string) *keyLock {
 	defer k.mu.Unlock()
 	l := k.m[key]
 	if l == nil {
-		l = &keyLock{}
+		l = &keyLock{ch: make(chan struct{}, 1)}
 		k.m[key] = l
 	}
 	l.users++

@@ -1,9 +1,15 @@
 package nodeserver
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
 func TestKeyedMutex(t *testing.T) {
@@ -36,6 +42,25 @@ func TestKeyedMutex(t *testing.T) {
 	}
 	unlockA()
 	unlockB()
+	if len(k.m) != 0 {
+		t.Fatalf("keys leaked: %v", k.m)
+	}
+}
+
+func TestLockCtxGivesUp(t *testing.T) {
+	k := newKeyedMutex()
+	unlock := k.Lock("v")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := k.LockCtx(ctx, "v"); volume.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("LockCtx on a held key: %v (%v), want DeadlineExceeded", err, volume.Code(err))
+	}
+	unlock()
+	u2, err := k.LockCtx(context.Background(), "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2()
 	if len(k.m) != 0 {
 		t.Fatalf("keys leaked: %v", k.m)
 	}

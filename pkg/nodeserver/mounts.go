@@ -118,13 +118,15 @@ func escapeMountinfo(p string) string {
 func probe(path string, timeout time.Duration) error {
 	done := make(chan error, 1)
 	go func() {
-		var st unix.Stat_t
-		done <- unix.Stat(path, &st)
+		// statfs, not stat: FUSE answers stat of a mount root from its
+		// attribute cache even after the server died, statfs always asks.
+		var st unix.Statfs_t
+		done <- unix.Statfs(path, &st)
 	}()
 	select {
 	case err := <-done:
 		if err != nil {
-			return &os.PathError{Op: "stat", Path: path, Err: err}
+			return &os.PathError{Op: "statfs", Path: path, Err: err}
 		}
 		return nil
 	case <-time.After(timeout):

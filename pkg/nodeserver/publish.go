@@ -2,7 +2,6 @@ package nodeserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -35,7 +34,10 @@ func (s *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublish
 	if err != nil {
 		return nil, volume.Status(err)
 	}
-	unlock := s.volLocks.Lock(id)
+	unlock, err := s.volLocks.LockCtx(ctx, id)
+	if err != nil {
+		return nil, volume.Status(err)
+	}
 	defer unlock()
 	if a.Ephemeral {
 		return s.publishEphemeral(ctx, req, a)
@@ -67,6 +69,13 @@ func (s *NodeServer) publishStaged(ctx context.Context, req *csi.NodePublishVolu
 		}
 		return &csi.NodePublishVolumeResponse{}, nil
 	}
+	// The target binds the staging mount: make sure that one serves.
+	if err := s.repairVolume(ctx, rec); err != nil {
+		return nil, volume.Status(err)
+	}
+	s.mu.Lock()
+	rec = s.volumes[state.VolumeKey(id, "")]
+	s.mu.Unlock()
 	// Record the target before mounting: after a crash the record names
 	// every mount we may have made.
 	next := cloneVolume(rec)
@@ -131,7 +140,10 @@ func (s *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpub
 	if err := checkPath("target path", target); err != nil {
 		return nil, err
 	}
-	unlock := s.volLocks.Lock(id)
+	unlock, err := s.volLocks.LockCtx(ctx, id)
+	if err != nil {
+		return nil, volume.Status(err)
+	}
 	defer unlock()
 
 	if err := cleanupTarget(target); err != nil {
@@ -187,22 +199,25 @@ func (s *NodeServer) mountTarget(rec *state.Volume, target string) error {
 	return bindMount(src, target, true)
 }
 
-// ensureTargetMount repairs a recorded target whose mount is missing or stale.
+// ensureTargetMount repairs a recorded volume and (re)makes the target's
+// mount when it is missing or stale.
 func (s *NodeServer) ensureTargetMount(ctx context.Context, rec *state.Volume, target string) error {
-	if rec.Ephemeral {
-		if err := s.ensureImageFor(ctx, rec); err != nil {
-			return err
-		}
-	} else if err := s.ensureStagingMount(ctx, rec); err != nil {
+	if err := s.repairVolume(ctx, rec); err != nil {
 		return err
 	}
 	if mountHealthy(target) == nil {
 		return nil
 	}
-	if err := unmountAll(target); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := unmountAll(target); err != nil {
 		return err
 	}
-	return s.mountTarget(rec, target)
+	s.mu.Lock()
+	cur := s.volumes[rec.Key()]
+	s.mu.Unlock()
+	if cur == nil {
+		return fmt.Errorf("volume %s vanished during repair", rec.VolumeID)
+	}
+	return s.mountTarget(cur, target)
 }
 
 // layerDir holds a writable target's upper and work dirs, on node disk and

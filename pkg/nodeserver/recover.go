@@ -75,6 +75,15 @@ func (s *NodeServer) recover(ctx context.Context) error {
 		}
 		remounted[im.Digest] = true
 	}
+	// Targets removed while we were down are forgotten before anything is
+	// remounted, so no repair recreates them.
+	for _, v := range vols {
+		for t := range v.Targets {
+			if _, err := os.Lstat(t); os.IsNotExist(err) {
+				s.forgetTarget(v, t)
+			}
+		}
+	}
 	// A volume whose image record is missing (unreadable) gets it back.
 	s.mu.Lock()
 	for _, v := range vols {
@@ -91,48 +100,19 @@ func (s *NodeServer) recover(ctx context.Context) error {
 			}
 		}
 	}
+	s.mu.Lock()
+	vols = vols[:0]
+	for _, v := range s.volumes {
+		vols = append(vols, v)
+	}
+	s.mu.Unlock()
 	for _, v := range vols {
-		s.recoverVolume(v, remounted[v.Digest])
+		if err := s.repairMounts(v, false); err != nil {
+			klog.ErrorS(err, "Repair volume after restart", "volume", v.VolumeID)
+		}
 	}
 	klog.InfoS("Node state recovered", "images", len(s.images), "volumes", len(vols), "remounted", len(remounted))
 	return nil
-}
-
-// recoverVolume redoes the volume's mounts that are gone or stale, or all
-// of them when their image was remounted (they pointed at the dead mount).
-func (s *NodeServer) recoverVolume(v *state.Volume, force bool) {
-	if !v.Ephemeral && v.StagingPath != "" && (force || mountHealthy(v.StagingPath) != nil) {
-		if err := unmountAll(v.StagingPath); err == nil {
-			err = s.mountStaging(v)
-			logRepair(err, v, v.StagingPath)
-		} else {
-			logRepair(err, v, v.StagingPath)
-		}
-	}
-	for t := range v.Targets {
-		if _, err := os.Lstat(t); os.IsNotExist(err) {
-			// Someone (the kubelet, an admin) removed the target while we
-			// were down: never recreate it, forget it.
-			s.forgetTarget(v, t)
-			continue
-		}
-		if !force && mountHealthy(t) == nil {
-			continue
-		}
-		err := unmountAll(t)
-		if err == nil {
-			err = s.mountTarget(v, t)
-		}
-		logRepair(err, v, t)
-	}
-}
-
-func logRepair(err error, v *state.Volume, path string) {
-	if err != nil {
-		klog.ErrorS(err, "Repair volume mount after restart", "volume", v.VolumeID, "path", path)
-		return
-	}
-	klog.InfoS("Volume mount repaired", "volume", v.VolumeID, "path", path)
 }
 
 func (s *NodeServer) dropLogged(im *state.Image, why string) {

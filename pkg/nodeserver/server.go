@@ -63,6 +63,9 @@ type Options struct {
 	ProcFilesystems string
 	// Fetcher opens image sources (default source.Default).
 	Fetcher *source.Fetcher
+	// HealthInterval: how often image mounts are checked and dead ones
+	// repaired with their volumes; 0 = 30s, negative = never.
+	HealthInterval time.Duration
 }
 
 // NodeServer is the CSI Node service.
@@ -83,6 +86,10 @@ type NodeServer struct {
 	mu      sync.Mutex
 	images  map[string]*state.Image  // by digest
 	volumes map[string]*state.Volume // by state.Volume.Key()
+
+	stop      chan struct{}
+	watchDone chan struct{}
+	stopOnce  sync.Once
 }
 
 var _ csi.NodeServer = (*NodeServer)(nil)
@@ -133,13 +140,24 @@ func New(opts Options) (*NodeServer, error) {
 	if err := s.recover(context.Background()); err != nil {
 		return nil, fmt.Errorf("nodeserver: recover state: %w", err)
 	}
+	s.stop, s.watchDone = make(chan struct{}), make(chan struct{})
+	switch {
+	case opts.HealthInterval == 0:
+		go s.watch(defaultHealthInterval)
+	case opts.HealthInterval > 0:
+		go s.watch(opts.HealthInterval)
+	default:
+		close(s.watchDone)
+	}
 	return s, nil
 }
 
-// Shutdown leaves every mount and fuse-serve process in place: pods keep
-// their volumes while the plugin restarts.
+// Shutdown stops the health watch and leaves every mount and fuse-serve
+// process in place: pods keep their volumes while the plugin restarts.
 func (s *NodeServer) Shutdown() {
-	klog.InfoS("Node server stopping; image mounts and volumes stay mounted")
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.watchDone
+	klog.InfoS("Node server stopped; image mounts and volumes stay mounted")
 }
 
 // refs counts the volumes that use digest; the caller holds s.mu.

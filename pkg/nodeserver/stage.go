@@ -36,7 +36,10 @@ func (s *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolu
 	if a.Ephemeral {
 		return nil, status.Error(codes.InvalidArgument, "an ephemeral inline volume is never staged")
 	}
-	unlock := s.volLocks.Lock(id)
+	unlock, err := s.volLocks.LockCtx(ctx, id)
+	if err != nil {
+		return nil, volume.Status(err)
+	}
 	defer unlock()
 
 	key := state.VolumeKey(id, "")
@@ -49,7 +52,7 @@ func (s *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolu
 				"volume %s is already staged at %s with %v; asked for %s with %v", id, rec.StagingPath, rec.Context, staging, a.Context())
 		}
 		// Idempotent retry: make sure the staging mount is (still) there.
-		if err := s.ensureStagingMount(ctx, rec); err != nil {
+		if err := s.repairVolume(ctx, rec); err != nil {
 			return nil, volume.Status(err)
 		}
 		return &csi.NodeStageVolumeResponse{}, nil
@@ -81,7 +84,10 @@ func (s *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstage
 	if err := checkPath("staging target path", staging); err != nil {
 		return nil, err
 	}
-	unlock := s.volLocks.Lock(id)
+	unlock, err := s.volLocks.LockCtx(ctx, id)
+	if err != nil {
+		return nil, volume.Status(err)
+	}
 	defer unlock()
 
 	s.mu.Lock()
@@ -115,11 +121,18 @@ func (s *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstage
 // both under the digest lock so a concurrent last-user release cannot drop
 // the image in between.
 func (s *NodeServer) addVolume(ctx context.Context, r resolved, rec *state.Volume) error {
-	unlock := s.imgLocks.Lock(r.Digest)
-	defer unlock()
-	if _, err := s.ensureImage(ctx, r); err != nil {
+	unlock, err := s.imgLocks.LockCtx(ctx, r.Digest)
+	if err != nil {
 		return err
 	}
+	defer unlock()
+	im, err := s.ensureImage(ctx, r)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	rec.ImageGen = im.Generation
+	s.mu.Unlock()
 	if err := s.store.SaveVolume(rec); err != nil {
 		s.forgetImageIfUnusedLocked(r.Digest)
 		return err
@@ -160,28 +173,16 @@ func (s *NodeServer) mountStaging(rec *state.Volume) error {
 	return bindMount(s.store.ImageMount(rec.Digest), rec.StagingPath, true)
 }
 
-// ensureStagingMount repairs the staging mount of a recorded volume: a
-// missing or stale one is (re)made over a live image mount.
-func (s *NodeServer) ensureStagingMount(ctx context.Context, rec *state.Volume) error {
-	if err := s.ensureImageFor(ctx, rec); err != nil {
-		return err
-	}
-	if mountHealthy(rec.StagingPath) == nil {
-		return nil
-	}
-	if err := unmountAll(rec.StagingPath); err != nil {
-		return err
-	}
-	return s.mountStaging(rec)
-}
-
 // ensureImageFor makes the image of a recorded volume mounted and serving.
 func (s *NodeServer) ensureImageFor(ctx context.Context, rec *state.Volume) error {
 	a, err := volume.Parse(rec.Context)
 	if err != nil {
 		return fmt.Errorf("recorded context of %s: %w", rec.VolumeID, err)
 	}
-	unlock := s.imgLocks.Lock(rec.Digest)
+	unlock, err := s.imgLocks.LockCtx(ctx, rec.Digest)
+	if err != nil {
+		return err
+	}
 	defer unlock()
 	s.mu.Lock()
 	im := s.images[rec.Digest]

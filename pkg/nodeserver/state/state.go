@@ -31,6 +31,9 @@ type Image struct {
 	Backend  string    `json:"backend,omitempty"` // empty until mounted
 	PID      int       `json:"pid,omitempty"`     // fuse-serve process
 	LastUsed time.Time `json:"lastUsed"`
+	// Generation counts image mounts: a volume bound at an older one points
+	// at a dead mount and must be bound again.
+	Generation int `json:"generation,omitempty"`
 }
 
 // Target is one published path of a volume.
@@ -47,6 +50,7 @@ type Volume struct {
 	StagingPath string            `json:"stagingPath,omitempty"`
 	Context     map[string]string `json:"context,omitempty"`
 	Targets     map[string]Target `json:"targets,omitempty"`
+	ImageGen    int               `json:"imageGen,omitempty"` // Image.Generation its mounts were made at
 }
 
 // Key names the volume's directory: a hash, since volume ids and paths may
