@@ -134,4 +134,3 @@ func pickImage(idx v1.ImageIndex, want *v1.Hash, plat v1.Platform) (v1.Image, er
 	}
 	return nil, fmt.Errorf("%d images match %s/%s: name one with @sha256:DIGEST", len(found), plat.OS, plat.Architecture)
 }
-
