@@ -253,7 +253,9 @@ func (s *NodeServer) mountImage(im *state.Image, mode volume.MountMode) error {
 	if backend == backendFUSE {
 		var pid int
 		pid, err = s.fuse.start(im.Digest, dir, filepath.Join(s.store.ImageDir(im.Digest), "fuse.log"))
+		s.mu.Lock()
 		im.PID = pid
+		s.mu.Unlock()
 	}
 	if err != nil {
 		return fmt.Errorf("mount image %s: %w", im.Digest, err)
