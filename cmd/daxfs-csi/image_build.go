@@ -44,9 +44,11 @@ func imageBuild(args []string) error {
 	b := image.NewBuilder(opts)
 	defer b.Close()
 	for _, src := range pos {
-		if err := addSource(b, src); err != nil {
+		closeSrc, err := addSource(b, src)
+		if err != nil {
 			return err
 		}
+		defer closeSrc() // tar files are read again by WriteTo
 	}
 	if s := b.Skipped(); len(s) > 0 {
 		fmt.Fprintf(os.Stderr, "daxfs-csi image build: skipped %d special files (use --specials keep), first: %s\n", len(s), s[0])
@@ -60,27 +62,39 @@ func imageBuild(args []string) error {
 }
 
 // addSource stacks one SRC: a directory, a tar (optionally gzipped) or "-".
-func addSource(b *image.Builder, src string) error {
-	if src != "-" {
-		st, err := os.Stat(src)
-		if err != nil {
-			return err
-		}
-		if st.IsDir() {
-			return b.AddDir(src)
-		}
+// The returned func closes what WriteTo no longer needs.
+func addSource(b *image.Builder, src string) (func(), error) {
+	nop := func() {}
+	if src == "-" {
+		return nop, addTarStream(b, src, os.Stdin)
 	}
-	var r io.Reader = os.Stdin
-	if src != "-" {
-		f, err := os.Open(src)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		r = f
+	st, err := os.Stat(src)
+	if err != nil {
+		return nop, err
 	}
+	if st.IsDir() {
+		return nop, b.AddDir(src)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return nop, err
+	}
+	closeF := func() { f.Close() }
+	var magic [2]byte
+	if n, _ := f.ReadAt(magic[:], 0); n == 2 && magic != gzipMagic {
+		// Uncompressed: the builder reads file data from f in place.
+		return closeF, wrapSrc(src, b.AddTar(f))
+	}
+	return closeF, addTarStream(b, src, f)
+}
+
+var gzipMagic = [2]byte{0x1f, 0x8b}
+
+// addTarStream adds a tar that can only be read once, gunzipping it when
+// it starts with the gzip magic.
+func addTarStream(b *image.Builder, src string, r io.Reader) error {
 	br := bufio.NewReaderSize(r, 1<<20)
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+	if magic, _ := br.Peek(2); len(magic) == 2 && [2]byte(magic) == gzipMagic {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return fmt.Errorf("%s: %w", src, err)

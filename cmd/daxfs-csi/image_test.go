@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"os"
@@ -117,10 +118,22 @@ func TestImageBuildStacksDirAndTar(t *testing.T) {
 		tw.Write([]byte(m.body))
 	}
 	tw.Close()
+	layers := t.TempDir()
+	plain, gz := filepath.Join(layers, "l3.tar"), filepath.Join(layers, "l4.tar.gz")
+	if err := os.WriteFile(plain, tarOf(t, "etc/motd", "plain tar\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	zw.Write(tarOf(t, "etc/issue", "gzipped tar\n"))
+	zw.Close()
+	if err := os.WriteFile(gz, zb.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	img := filepath.Join(dir, "out.daxfs")
-	// Flags after the sources; the tar comes on stdin.
-	out, errs, code := runImageCLI(t, tb.Bytes(), "image", "build", src, "-", "-o", img)
+	// Flags after the sources; the second layer comes on stdin.
+	out, errs, code := runImageCLI(t, tb.Bytes(), "image", "build", src, "-", plain, gz, "-o", img)
 	if code != 0 || !strings.Contains(out, img+" sha256:") {
 		t.Fatalf("build: exit %d: %s %s", code, out, errs)
 	}
@@ -138,14 +151,19 @@ func TestImageBuildStacksDirAndTar(t *testing.T) {
 	for _, e := range got {
 		paths = append(paths, e["path"].(string))
 	}
-	if strings.Join(paths, " ") != "/ /etc /etc/hostname" {
+	if strings.Join(paths, " ") != "/ /etc /etc/hostname /etc/issue /etc/motd" {
 		t.Errorf("paths %v", paths)
+	}
+	for p, want := range map[string]string{"/etc/motd": "plain tar\n", "/etc/issue": "gzipped tar\n"} {
+		if out, _, code := runImageCLI(t, nil, "image", "cat", img, p); code != 0 || out != want {
+			t.Errorf("cat %s: exit %d: %q", p, code, out)
+		}
 	}
 	if m := got[2]; m["mode"].(float64) != 0o100600 || m["nlink"].(float64) != 1 || m["size"].(float64) != 6 {
 		t.Errorf("/etc/hostname: %v", m)
 	}
 	out, _, code = runImageCLI(t, nil, "image", "inspect", img)
-	if code != 0 || !strings.Contains(out, "reachable:     1 files, 2 dirs, 0 symlinks") {
+	if code != 0 || !strings.Contains(out, "reachable:     3 files, 2 dirs, 0 symlinks") {
 		t.Errorf("inspect: exit %d: %s", code, out)
 	}
 }
@@ -169,4 +187,16 @@ func TestImageUsageErrors(t *testing.T) {
 	if _, errs, code := runImageCLI(t, nil, "image", "cat", img, "/missing"); code != 1 || !strings.Contains(errs, "file does not exist") {
 		t.Errorf("cat missing: exit %d: %s", code, errs)
 	}
+}
+
+func tarOf(t *testing.T, name, body string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write([]byte(body))
+	tw.Close()
+	return b.Bytes()
 }

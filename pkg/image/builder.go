@@ -3,6 +3,7 @@ package image
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -46,6 +47,7 @@ type Builder struct {
 	root    *node
 	layer   int
 	spool   *os.File
+	tarFile tarFile // the seekable tar AddTar is reading, if any
 	spoolAt int64
 	skipped []string
 	lay     *layout // computed by WriteTo / Size; nil after the tree changes
@@ -57,8 +59,9 @@ type node struct {
 	size           int64
 	target         string           // symlink target
 	children       map[string]child // directories
-	src            string           // regular file: path to re-open at write time
-	spoolOff       int64            // regular file from a tar: offset in the spool (src == "")
+	src            string           // regular file: path to re-open at write time, or
+	data           io.ReaderAt      // (src == "") where a tar member's bytes are:
+	dataOff        int64            // the seekable tar itself or the spool file
 
 	ino  uint32   // assigned by layout
 	refs uint32   // entries pointing here

@@ -19,10 +19,20 @@ const (
 // AddTar stacks a tar stream onto the image as the next layer, with OCI
 // layer semantics: ".wh.NAME" removes NAME from lower layers,
 // ".wh..wh..opq" hides everything lower layers put in its directory, and a
-// hard link shares the inode of a regular file already in the tree. File
-// data is spooled to a temporary file (the stream need not be seekable).
+// hard link shares the inode of a regular file already in the tree.
+//
+// When r can seek and read at offsets (an *os.File of an uncompressed tar),
+// file data is read from r again at WriteTo time, so r must stay open and
+// unchanged until then. Otherwise (pipes, decompressors) and for sparse
+// members, the data is spooled to a temporary file.
 func (b *Builder) AddTar(r io.Reader) error {
 	b.layer++
+	if ra, ok := r.(tarFile); ok {
+		if _, err := ra.Seek(0, io.SeekCurrent); err == nil { // os.Stdin "seeks" only when it is a file
+			b.tarFile = ra
+		}
+	}
+	defer func() { b.tarFile = nil }()
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -67,7 +77,7 @@ func tarOwner(hdr *tar.Header) (uint32, uint32, error) {
 
 func (b *Builder) addTarEntry(hdr *tar.Header, r io.Reader) error {
 	switch hdr.Typeflag {
-	case tar.TypeDir, tar.TypeReg, '\x00', tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	case tar.TypeDir, tar.TypeReg, '\x00', tar.TypeGNUSparse, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	default:
 		return nil // pax/GNU metadata members carry no file
 	}
@@ -95,9 +105,9 @@ func (b *Builder) addTarEntry(hdr *tar.Header, r io.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		n.mode, n.children = modeDir|perm, map[string]child{}
-	case tar.TypeReg, '\x00':
+	case tar.TypeReg, '\x00', tar.TypeGNUSparse: // the tar reader expands sparse members
 		n.mode, n.size = modeRegular|perm, hdr.Size
-		if err := b.spoolData(n, hdr, r); err != nil {
+		if err := b.memberData(n, hdr, r); err != nil {
 			return err
 		}
 	case tar.TypeSymlink:
@@ -152,6 +162,40 @@ func (b *Builder) whiteout(parts []string, name string) error {
 	return nil
 }
 
+// tarFile is a tar stream whose member data can be read again later.
+type tarFile interface {
+	io.ReaderAt
+	io.Seeker
+}
+
+// memberData records where a regular member's bytes are: in place when
+// the tar is a seekable file and the member is stored contiguously, else
+// in the spool.
+func (b *Builder) memberData(n *node, hdr *tar.Header, r io.Reader) error {
+	if b.tarFile != nil && !sparse(hdr) {
+		// The tar reader reads whole blocks without read-ahead, so after
+		// Next the file offset is the start of the member's data.
+		if off, err := b.tarFile.Seek(0, io.SeekCurrent); err == nil {
+			n.data, n.dataOff = b.tarFile, off
+			return nil
+		}
+	}
+	return b.spoolData(n, hdr, r)
+}
+
+// sparse reports members whose stored bytes are not their content.
+func sparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
 // spoolData appends a member's data to the spool file.
 func (b *Builder) spoolData(n *node, hdr *tar.Header, r io.Reader) error {
 	if b.spool == nil {
@@ -161,7 +205,7 @@ func (b *Builder) spoolData(n *node, hdr *tar.Header, r io.Reader) error {
 		}
 		b.spool = f
 	}
-	n.spoolOff = b.spoolAt
+	n.data, n.dataOff = b.spool, b.spoolAt
 	w, err := io.Copy(b.spool, r)
 	b.spoolAt += w
 	if err != nil {

@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"io"
 	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -76,6 +79,16 @@ func TestTarLayers(t *testing.T) {
 		}
 		return b.AddTar(onlyReader{bytes.NewReader(upper)})
 	})
+	// Read in place from seekable tars instead of spooled: same bytes.
+	inPlace := build(t, BuildOptions{}, func(b *Builder) error {
+		if err := b.AddTar(bytes.NewReader(lower)); err != nil {
+			return err
+		}
+		return b.AddTar(bytes.NewReader(upper))
+	})
+	if !bytes.Equal(img, inPlace) {
+		t.Error("spooled and in-place tar data give different images")
+	}
 	im := openValid(t, img)
 	fsys := im.FS()
 	got := map[string]string{}
@@ -170,15 +183,17 @@ func TestTarErrors(t *testing.T) {
 		{"dangling hard link", makeTar(t, tarMember{name: "h", link: "missing", typ: tar.TypeLink}), `hard link target "missing" not found`},
 		{"hard link to dir", makeTar(t, dir("d/"), tarMember{name: "h", link: "d", typ: tar.TypeLink}), `hard link to directory "d"`},
 		{"long name", makeTar(t, reg(strings.Repeat("n", 256), "x")), "name of 256 bytes exceeds 255"},
-		{"truncated data", truncated[:1024], "truncated data"},
+		{"truncated data", truncated[:1024], "unexpected EOF"},
 		{"garbage", bytes.Repeat([]byte{0xff}, 1024), "reading tar"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			b := NewBuilder(BuildOptions{})
-			defer b.Close()
-			err := b.AddTar(onlyReader{bytes.NewReader(c.tar)})
-			if err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("AddTar = %v, want an error containing %q", err, c.want)
+			for _, r := range []io.Reader{onlyReader{bytes.NewReader(c.tar)}, bytes.NewReader(c.tar)} {
+				b := NewBuilder(BuildOptions{})
+				defer b.Close()
+				err := b.AddTar(r)
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("AddTar(%T) = %v, want an error containing %q", r, err, c.want)
+				}
 			}
 		})
 	}
@@ -220,5 +235,67 @@ func TestRelayoutAfterChange(t *testing.T) {
 	}
 	if got, err := im.FS().ReadFile("b/c/d"); err != nil || string(got) != "d" {
 		t.Errorf("b/c/d: %q, %v", got, err)
+	}
+}
+
+// TestTarFileReadInPlace: a tar file is not copied to the spool; its data
+// is read at WriteTo time, so closing it first is a clear error.
+func TestTarFileReadInPlace(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "layer.tar")
+	must(t, os.WriteFile(p, makeTar(t, reg("a", "in place"), reg("b", strings.Repeat("b", 10000))), 0o644))
+	f, err := os.Open(p)
+	must(t, err)
+	b := NewBuilder(BuildOptions{TempDir: t.TempDir()})
+	defer b.Close()
+	must(t, b.AddTar(f))
+	if b.spool != nil {
+		t.Error("a seekable tar file was spooled")
+	}
+	var buf bytes.Buffer
+	_, err = b.WriteTo(&buf)
+	must(t, err)
+	if got, err := openValid(t, buf.Bytes()).FS().ReadFile("a"); err != nil || string(got) != "in place" {
+		t.Errorf("a: %q, %v", got, err)
+	}
+	f.Close()
+	if _, err := b.WriteTo(io.Discard); err == nil || !strings.Contains(err.Error(), "file already closed") {
+		t.Errorf("WriteTo after closing the tar = %v, want a read error", err)
+	}
+}
+
+// TestTarGNUSparse: sparse members (written by GNU tar -S) are expanded,
+// through the spool, to their full content.
+func TestTarGNUSparse(t *testing.T) {
+	gnuTar, err := exec.LookPath("tar")
+	if err != nil {
+		t.Skip("GNU tar not installed")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "sparse")
+	f, err := os.Create(src)
+	must(t, err)
+	must(t, f.Truncate(1<<20))
+	_, err = f.WriteAt([]byte("middle"), 512<<10)
+	must(t, err)
+	_, err = f.WriteAt([]byte("end"), 1<<20-3)
+	must(t, err)
+	must(t, f.Close())
+	want, err := os.ReadFile(src)
+	must(t, err)
+	for _, format := range []string{"gnu", "posix"} {
+		t.Run(format, func(t *testing.T) {
+			tarPath := filepath.Join(dir, format+".tar")
+			if out, err := exec.Command(gnuTar, "-S", "--format="+format, "-C", dir, "-cf", tarPath, "sparse").CombinedOutput(); err != nil {
+				t.Skipf("tar -S --format=%s: %v: %s", format, err, out)
+			}
+			tf, err := os.Open(tarPath)
+			must(t, err)
+			defer tf.Close()
+			img := build(t, BuildOptions{TempDir: dir}, func(b *Builder) error { return b.AddTar(tf) })
+			got, err := openValid(t, img).FS().ReadFile("sparse")
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("sparse member: %d bytes, %v; want the %d-byte file", len(got), err, len(want))
+			}
+		})
 	}
 }

@@ -260,12 +260,8 @@ func (b *Builder) copyData(iw *imageWriter, n *node) {
 		defer f.Close()
 		src = f
 	} else {
-		if b.spool == nil {
-			iw.err = fmt.Errorf("daxfs build: inode %d: tar data spool is gone (Builder closed?)", n.ino)
-			return
-		}
 		name = fmt.Sprintf("tar data of inode %d", n.ino)
-		src = io.NewSectionReader(b.spool, n.spoolOff, n.size)
+		src = io.NewSectionReader(n.data, n.dataOff, n.size)
 	}
 	written, err := io.CopyN(iw.w, src, n.size)
 	iw.n += written
