@@ -23,9 +23,12 @@ type Agent struct {
 	Stager   Stager
 	// Labels set on the DaxNode, which DaxImage node selectors match
 	// (e.g. the Node's topology and role labels).
-	Labels   map[string]string
-	Interval time.Duration    // 0: DefaultInterval
-	Now      func() time.Time // nil: time.Now
+	Labels map[string]string
+	// CopyNodeLabels adds the labels of the Kubernetes Node of the same name
+	// (Labels win on conflicts), so selectors can use the usual node labels.
+	CopyNodeLabels bool
+	Interval       time.Duration    // 0: DefaultInterval
+	Now            func() time.Time // nil: time.Now
 
 	mu       sync.Mutex
 	failures map[poolDigest]string // last Prestage error per copy

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"sort"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,13 +36,37 @@ func (a *Agent) Report(ctx context.Context) error {
 	})
 }
 
+// labels are the DaxNode's wanted labels.
+func (a *Agent) labels(ctx context.Context) (map[string]string, error) {
+	if !a.CopyNodeLabels {
+		return a.Labels, nil
+	}
+	var node corev1.Node
+	if err := a.Client.Get(ctx, client.ObjectKey{Name: a.NodeName}, &node); err != nil {
+		if apierrors.IsNotFound(err) {
+			return a.Labels, nil
+		}
+		return nil, fmt.Errorf("get Node %s: %w", a.NodeName, err)
+	}
+	out := maps.Clone(node.Labels)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, a.Labels)
+	return out, nil
+}
+
 // ensureNode creates the DaxNode or brings its labels up to date.
 func (a *Agent) ensureNode(ctx context.Context) error {
+	want, err := a.labels(ctx)
+	if err != nil {
+		return err
+	}
 	var n daxv1.DaxNode
-	err := a.Client.Get(ctx, client.ObjectKey{Name: a.NodeName}, &n)
+	err = a.Client.Get(ctx, client.ObjectKey{Name: a.NodeName}, &n)
 	if apierrors.IsNotFound(err) {
 		n = daxv1.DaxNode{
-			ObjectMeta: metav1.ObjectMeta{Name: a.NodeName, Labels: maps.Clone(a.Labels)},
+			ObjectMeta: metav1.ObjectMeta{Name: a.NodeName, Labels: maps.Clone(want)},
 			Spec:       daxv1.DaxNodeSpec{NodeName: a.NodeName},
 		}
 		if err := a.Client.Create(ctx, &n); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -52,10 +77,10 @@ func (a *Agent) ensureNode(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("get DaxNode %s: %w", a.NodeName, err)
 	}
-	if maps.Equal(n.Labels, a.Labels) || (len(n.Labels) == 0 && len(a.Labels) == 0) {
+	if maps.Equal(n.Labels, want) {
 		return nil
 	}
-	n.Labels = maps.Clone(a.Labels)
+	n.Labels = maps.Clone(want)
 	if err := a.Client.Update(ctx, &n); err != nil {
 		return fmt.Errorf("update DaxNode %s labels: %w", a.NodeName, err)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
@@ -55,6 +57,13 @@ func TestNodeAgentPrestagesPlacedImage(t *testing.T) {
 	ctx := setup(t)
 	startController(t, ctx, controller.Options{HeartbeatTTL: time.Minute})
 
+	// The Kubernetes Node's labels reach the DaxNode, where selectors match them.
+	kn := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "agent-node", Labels: map[string]string{"topology.kubernetes.io/zone": "z1"}}}
+	if err := k8sClient.Create(ctx, kn); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), kn) })
+
 	pool, err := daxdev.OpenPool("memfile:"+filepath.Join(t.TempDir(), "pool"), daxdev.PoolOptions{Size: 64 * mib, Init: true})
 	if err != nil {
 		t.Fatalf("open memfile pool: %v", err)
@@ -64,7 +73,7 @@ func TestNodeAgentPrestagesPlacedImage(t *testing.T) {
 	stager := &poolStager{pools: map[string]*daxdev.Pool{poolID: pool}, owner: "prestage-agent-node"}
 	agent := &nodeagent.Agent{
 		Client: k8sClient, NodeName: "agent-node", Pools: []*daxdev.Pool{pool}, Stager: stager,
-		Labels: map[string]string{"test": "agent"}, Interval: 200 * time.Millisecond,
+		Labels: map[string]string{"test": "agent"}, CopyNodeLabels: true, Interval: 200 * time.Millisecond,
 	}
 	actx, stop := context.WithCancel(ctx)
 	agentDone := make(chan error, 1)
@@ -73,7 +82,7 @@ func TestNodeAgentPrestagesPlacedImage(t *testing.T) {
 
 	path, digest, content := buildImage(t, "hello from device memory\n")
 	// No size in the spec: the controller resolves it from the source.
-	img := newImage("agent-img", digest, 0, daxv1.PolicyAllMatching, 0, map[string]string{"test": "agent"})
+	img := newImage("agent-img", digest, 0, daxv1.PolicyAllMatching, 0, map[string]string{"topology.kubernetes.io/zone": "z1"})
 	img.Spec.Source.Image = "file://" + path
 	if err := k8sClient.Create(ctx, img); err != nil {
 		t.Fatal(err)
@@ -117,7 +126,7 @@ func TestNodeAgentPrestagesPlacedImage(t *testing.T) {
 			if err := k8sClient.Get(ctx, client.ObjectKey{Name: "agent-node"}, &n); err != nil {
 				return err
 			}
-			if n.Labels["test"] != "agent" || len(n.Status.Pools) != 1 {
+			if n.Labels["test"] != "agent" || n.Labels["topology.kubernetes.io/zone"] != "z1" || len(n.Status.Pools) != 1 {
 				return fmt.Errorf("DaxNode labels %v, pools %+v", n.Labels, n.Status.Pools)
 			}
 			p := n.Status.Pools[0]
