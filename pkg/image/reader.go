@@ -263,29 +263,6 @@ func (im *Image) scanEntries(in Inode, n uint64, fn func(j int, e []byte) error)
 // errStop ends a scan early without an error.
 var errStop = errors.New("stop")
 
-// forEntries calls fn for each entry of directory dir, checking name length
-// and child range. fn returns false to stop.
-func (im *Image) forEntries(dir uint32, fn func(j int, child, mode uint32, name []byte) bool) error {
-	in, n, err := im.dirInode(dir)
-	if err != nil {
-		return err
-	}
-	err = im.scanEntries(in, n, func(j int, e []byte) error {
-		child, mode, name, err := im.decodeEntry(dir, j, e)
-		if err != nil {
-			return err
-		}
-		if !fn(j, child, mode, name) {
-			return errStop
-		}
-		return nil
-	})
-	if err == errStop {
-		return nil
-	}
-	return err
-}
-
 // decodeEntry splits a raw entry, checking what every reader relies on.
 func (im *Image) decodeEntry(dir uint32, j int, e []byte) (child, mode uint32, name []byte, err error) {
 	child, mode, nameLen := le.Uint32(e[0:]), le.Uint32(e[4:]), int(le.Uint16(e[8:]))
@@ -346,18 +323,22 @@ func (im *Image) Lookup(dir uint32, name string) (Inode, error) {
 
 // ReadDir lists directory dir in stored order.
 func (im *Image) ReadDir(dir uint32) ([]DirEntry, error) {
-	_, n, err := im.dirInode(dir)
+	in, n, err := im.dirInode(dir)
 	if err != nil {
 		return nil, err
 	}
 	ents := make([]DirEntry, 0, n)
 	names := make([]byte, 0, n*16)
 	ends := make([]int, 0, n)
-	err = im.forEntries(dir, func(_ int, child, mode uint32, name []byte) bool {
+	err = im.scanEntries(in, n, func(j int, e []byte) error {
+		child, mode, name, err := im.decodeEntry(dir, j, e)
+		if err != nil {
+			return err
+		}
 		names = append(names, name...)
 		ends = append(ends, len(names))
 		ents = append(ents, DirEntry{Ino: child, Mode: mode})
-		return true
+		return nil
 	})
 	if err != nil {
 		return nil, err
