@@ -65,6 +65,9 @@ func imageBuild(args []string) error {
 // The returned func closes what WriteTo no longer needs.
 func addSource(b *image.Builder, src string) (func(), error) {
 	nop := func() {}
+	if ok, err := addImageSource(b, src); ok {
+		return nop, err
+	}
 	if src == "-" {
 		return nop, addTarStream(b, src, os.Stdin)
 	}

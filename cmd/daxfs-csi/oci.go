@@ -1,0 +1,25 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/image"
+	// Importing pkg/oci also registers the oci:// source scheme, so the
+	// node stages container images (cache: $DAXFS_CSI_OCI_DIR, default
+	// /var/lib/daxfs-csi/oci).
+	"github.com/daxfs-csi/daxfs-csi/pkg/oci"
+)
+
+// addImageSource lets image build stack container images (oci://REF,
+// oci-layout:DIR, docker-archive:FILE.tar) with the node's docker config
+// for credentials. It reports false for other sources.
+var addImageSource = func(b *image.Builder, src string) (bool, error) {
+	if !oci.IsSource(src) {
+		return false, nil
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	return true, oci.AddSource(ctx, b, src, nil)
+}
