@@ -4,6 +4,11 @@
 // volumes with bind mounts (or an overlay for writable views). Its state lives
 // in a state directory so a restarted plugin recovers every mount.
 //
+// Each image mount has a generation; volumes record the one their mounts
+// were made at. When a FUSE server dies, the next RPC on any volume of the
+// image, the health watch, or a restart mounts the image again and rebinds
+// every volume still at an older generation (their old mounts are dead).
+//
 // Error codes: bad attributes, a digest mismatch and a corrupt image are
 // InvalidArgument (the request names content that can never stage; retrying
 // the same request cannot succeed); an image that does not fit in the pool
@@ -15,7 +20,9 @@
 // unless writable=true.
 package nodeserver
 
+import "github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
+
 const (
-	backendKernel = "kernel"
-	backendFUSE   = "fuse"
+	backendKernel = state.BackendKernel
+	backendFUSE   = state.BackendFUSE
 )
