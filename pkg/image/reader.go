@@ -221,15 +221,22 @@ func (im *Image) dirInode(ino uint32) (Inode, uint64, error) {
 	if !in.IsDir() {
 		return in, 0, kindErr(ino, ErrNotDir)
 	}
+	n, err := im.dirCount(in)
+	return in, n, err
+}
+
+// dirCount returns the entry count of directory in after checking its size
+// and that the entry array, at the 272-byte stride, lies inside the base.
+func (im *Image) dirCount(in Inode) (uint64, error) {
 	if in.Size%DirentSize != 0 {
-		return in, 0, inodeErr(ino, "directory size %d is not a multiple of %d", in.Size, DirentSize)
+		return 0, inodeErr(in.Ino, "directory size %d is not a multiple of %d", in.Size, DirentSize)
 	}
 	n := in.Size / DirentSize
 	if n > 0 && (n > im.limit/DirentStride || !span(in.DataOffset, n*DirentStride, im.limit)) {
-		return in, 0, inodeErr(ino, "directory of %d entries at %#x runs past base_size %#x (272-byte stride)",
+		return 0, inodeErr(in.Ino, "directory of %d entries at %#x runs past base_size %#x (272-byte stride)",
 			n, in.DataOffset, im.limit)
 	}
-	return in, n, nil
+	return n, nil
 }
 
 // entryChunk is how many entries a ReaderAt-backed scan reads at once.

@@ -236,14 +236,11 @@ func (v *validator) inode(ino uint32) (Inode, bool) {
 			v.object(in, in.Size, &ok)
 		}
 	case modeDir:
-		if in.Size%DirentSize != 0 {
-			fail("directory size %d is not a multiple of %d", in.Size, DirentSize)
-		} else if n := in.Size / DirentSize; n > 0 {
-			if n > im.limit/DirentStride || !span(in.DataOffset, n*DirentStride, im.limit) {
-				fail("directory of %d entries at %#x runs past base_size %#x (272-byte stride)", n, in.DataOffset, im.limit)
-			} else {
-				v.object(in, n*DirentStride, &ok)
-			}
+		if n, err := im.dirCount(in); err != nil {
+			v.add(err)
+			ok = false
+		} else if n > 0 {
+			v.object(in, n*DirentStride, &ok)
 		}
 	case modeSymlink:
 		if in.Size < 1 || in.Size > MaxSymlinkLen {
@@ -311,12 +308,12 @@ func (v *validator) scratch(n uint64) []byte {
 // time, and pushes child directories onto stack.
 func (v *validator) dir(dir Inode, stack []Inode) []Inode {
 	im := v.im
-	n := dir.Size / DirentSize
-	if dir.Size%DirentSize != 0 || n > im.limit/DirentStride || (n > 0 && !span(dir.DataOffset, n*DirentStride, im.limit)) {
+	n, err := im.dirCount(dir)
+	if err != nil {
 		return stack // already reported by inode
 	}
 	clear(v.names)
-	err := im.scanEntries(dir, n, func(j int, e []byte) error {
+	err = im.scanEntries(dir, n, func(j int, e []byte) error {
 		child, mode, name, err := im.decodeEntry(dir.Ino, j, e)
 		if err != nil {
 			v.add(err)
