@@ -29,7 +29,7 @@ func TestCheckCapability(t *testing.T) {
 	}{
 		{"nil", nil, codes.InvalidArgument},
 		{"block", block, codes.InvalidArgument},
-		{"ext4", ext4, codes.InvalidArgument},
+		{"fs_type is ignored", ext4, codes.OK},
 		{"no mode", &csi.VolumeCapability{AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}}}, codes.InvalidArgument},
 		{"reader", mountCap(csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY), codes.OK},
 		{"single writer (kubelet inline default)", mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER), codes.OK},
