@@ -64,6 +64,13 @@ func TestBadInputs(t *testing.T) {
 	wantCode(t, "block access", err, codes.InvalidArgument)
 	_, err = e.ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: "x", VolumeCapability: roCap()})
 	wantCode(t, "no staging path", err, codes.InvalidArgument)
+	_, err = e.ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: "x", StagingTargetPath: e.path("s-eph"), VolumeCapability: roCap(),
+		VolumeContext: map[string]string{"image": uri, "csi.storage.k8s.io/ephemeral": "true"}})
+	wantCode(t, "stage of an inline volume", err, codes.InvalidArgument)
+	_, err = e.ns.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: "mw", TargetPath: tgt("mw"),
+		VolumeCapability: mountCap(csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER),
+		VolumeContext:    map[string]string{"image": uri, "digest": dg, "csi.storage.k8s.io/ephemeral": "true"}})
+	wantCode(t, "multi-node writer", err, codes.FailedPrecondition)
 	_, err = e.ns.NodeGetVolumeStats(ctx, &csi.NodeGetVolumeStatsRequest{VolumeId: "good", VolumePath: "some/path"})
 	wantCode(t, "stats on an unknown path", err, codes.NotFound)
 	_, err = e.ns.NodeGetVolumeHealth(ctx, &csi.NodeGetVolumeHealthRequest{})
@@ -85,7 +92,7 @@ func TestBadInputs(t *testing.T) {
 	if ents, _ := os.ReadDir(e.opts.StateDir + "/images"); len(ents) != 1 {
 		t.Errorf("image state dirs %d, want 1", len(ents))
 	}
-	for _, n := range []string{"c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"} {
+	for _, n := range []string{"c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9", "mw"} {
 		if m := mountsUnder(tgt(n)); len(m) != 0 {
 			t.Errorf("%s: left mounted %v", n, m)
 		}
