@@ -250,6 +250,12 @@ func (s *NodeServer) mountImage(im *state.Image, mode volume.MountMode) error {
 			backend = backendFUSE
 		}
 	}
+	if backend == backendFUSE && s.pool.Info().Kind == daxdev.KindDMAHeap {
+		// fuse-serve reopens the pool by spec; a dma-heap spec allocates a
+		// new, empty buffer instead of finding this one.
+		return volume.WithCode(codes.FailedPrecondition, fmt.Errorf(
+			"mount image %s: the FUSE fallback cannot serve a dma-heap pool (another process cannot reopen the buffer); load the daxfs module", im.Digest))
+	}
 	if backend == backendFUSE {
 		var pid int
 		pid, err = s.fuse.start(im.Digest, dir, filepath.Join(s.store.ImageDir(im.Digest), "fuse.log"))

@@ -76,3 +76,28 @@ func TestKernelBackendDmabufPath(t *testing.T) {
 		t.Error("extent kept after the failed mount")
 	}
 }
+
+// heapPool reports itself as a dma-heap pool.
+type heapPool struct{ *countingPool }
+
+func (p heapPool) Info() daxdev.Info {
+	i := p.countingPool.Info()
+	i.Kind = daxdev.KindDMAHeap
+	return i
+}
+
+// FUSE cannot serve a dma-heap pool (fuse-serve could not reopen the
+// buffer): a clear FailedPrecondition, nothing left behind.
+func TestFUSERefusesDMAHeapPool(t *testing.T) {
+	e := newEnv(t, 64<<20, nil)
+	e.ns.pool = heapPool{e.pool}
+	uri, dg := e.addImage("tree1.static.daxfs", "tree1.daxfs")
+	err := e.publish("h", uri, dg, "", e.path("pods", "h"), nil)
+	wantCode(t, "FUSE on a dma-heap pool", err, codes.FailedPrecondition)
+	if _, ok := e.pool.Lookup(dg); ok {
+		t.Error("extent kept")
+	}
+	if m := mountsUnder(e.root); len(m) != 0 {
+		t.Errorf("mounts left: %v", m)
+	}
+}
