@@ -23,16 +23,20 @@ const mountinfoPath = "/proc/self/mountinfo"
 // roFlags are what every read-only view gets.
 const roFlags = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV
 
-// bindMount binds src at dst; ro remounts it ro,nosuid,nodev (a bind mount
-// ignores those flags on the first call).
-func bindMount(src, dst string, ro bool) error {
+// bindMount binds src at dst; ro remounts it ro,nosuid,nodev plus extra
+// (a bind mount ignores those flags on the first call).
+func bindMount(src, dst string, ro bool, extra ...uintptr) error {
 	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("bind mount %s at %s: %w", src, dst, err)
 	}
 	if !ro {
 		return nil
 	}
-	if err := unix.Mount("", dst, "", unix.MS_BIND|unix.MS_REMOUNT|roFlags, ""); err != nil {
+	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | roFlags)
+	for _, e := range extra {
+		flags |= e
+	}
+	if err := unix.Mount("", dst, "", flags, ""); err != nil {
 		if uerr := unix.Unmount(dst, unix.MNT_DETACH); uerr != nil {
 			klog.ErrorS(uerr, "Undo bind mount", "path", dst)
 		}
@@ -42,14 +46,14 @@ func bindMount(src, dst string, ro bool) error {
 }
 
 // overlayMount publishes a writable view: lower stays untouched, writes go to upper.
-func overlayMount(lower, upper, work, dst string) error {
+func overlayMount(lower, upper, work, dst string, extra uintptr) error {
 	for _, p := range []string{lower, upper, work} {
 		if strings.ContainsAny(p, ",:\\") {
 			return fmt.Errorf("overlay path %q holds a character overlayfs options cannot carry", p)
 		}
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
-	if err := unix.Mount("overlay", dst, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+	if err := unix.Mount("overlay", dst, "overlay", unix.MS_NOSUID|unix.MS_NODEV|extra, opts); err != nil {
 		return fmt.Errorf("overlay mount at %s (%s): %w", dst, opts, err)
 	}
 	return nil

@@ -59,10 +59,14 @@ func (s *NodeServer) publishStaged(ctx context.Context, req *csi.NodePublishVolu
 	if rec.StagingPath != req.GetStagingTargetPath() {
 		return nil, status.Errorf(codes.FailedPrecondition, "volume %s is staged at %s, not %s", id, rec.StagingPath, req.GetStagingTargetPath())
 	}
-	want := state.Target{Writable: a.Writable && !req.GetReadonly()}
+	flags, err := parseMountFlags(req.GetVolumeCapability().GetMount().GetMountFlags())
+	if err != nil {
+		return nil, err
+	}
+	want := state.Target{Writable: a.Writable && !req.GetReadonly(), Flags: flags}
 	if t, ok := rec.Targets[target]; ok {
 		if t != want {
-			return nil, status.Errorf(codes.AlreadyExists, "volume %s is already published at %s with writable=%v", id, target, t.Writable)
+			return nil, status.Errorf(codes.AlreadyExists, "volume %s is already published at %s with writable=%v flags=%q", id, target, t.Writable, t.Flags)
 		}
 		if err := s.ensureTargetMount(ctx, rec, target); err != nil {
 			return nil, volume.Status(err)
@@ -98,7 +102,11 @@ func (s *NodeServer) publishStaged(ctx context.Context, req *csi.NodePublishVolu
 func (s *NodeServer) publishEphemeral(ctx context.Context, req *csi.NodePublishVolumeRequest, a volume.Attributes) (*csi.NodePublishVolumeResponse, error) {
 	id, target := req.GetVolumeId(), req.GetTargetPath()
 	key := state.VolumeKey(id, target)
-	want := state.Target{Writable: a.Writable && !req.GetReadonly()}
+	flags, err := parseMountFlags(req.GetVolumeCapability().GetMount().GetMountFlags())
+	if err != nil {
+		return nil, err
+	}
+	want := state.Target{Writable: a.Writable && !req.GetReadonly(), Flags: flags}
 	s.mu.Lock()
 	rec := s.volumes[key]
 	s.mu.Unlock()
@@ -190,13 +198,13 @@ func (s *NodeServer) mountTarget(rec *state.Volume, target string) error {
 				return fmt.Errorf("create writable layer: %w", err)
 			}
 		}
-		return overlayMount(s.store.ImageMount(rec.Digest), upper, work, target)
+		return overlayMount(s.store.ImageMount(rec.Digest), upper, work, target, flagBits(rec.Targets[target].Flags))
 	}
 	src := s.store.ImageMount(rec.Digest)
 	if !rec.Ephemeral {
 		src = rec.StagingPath
 	}
-	return bindMount(src, target, true)
+	return bindMount(src, target, true, flagBits(rec.Targets[target].Flags))
 }
 
 // ensureTargetMount repairs a recorded volume and (re)makes the target's

@@ -38,7 +38,8 @@ type Image struct {
 
 // Target is one published path of a volume.
 type Target struct {
-	Writable bool `json:"writable,omitempty"` // overlay view
+	Writable bool   `json:"writable,omitempty"` // overlay view
+	Flags    string `json:"flags,omitempty"`    // extra mount flags, canonical ("noatime,noexec")
 }
 
 // Volume is a PV staging (Ephemeral false, keyed by volume id) or an inline
