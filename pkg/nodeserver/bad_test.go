@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 )
 
@@ -97,6 +98,14 @@ func TestBadInputs(t *testing.T) {
 			t.Errorf("%s: left mounted %v", n, m)
 		}
 	}
+	// A target removed behind the plugin's back no longer blocks unstage.
+	gone := e.path("pods", "gone")
+	must(t, e.publish("good", uri, dg, staging, gone, nil))
+	must(t, unix.Unmount(gone, 0))
+	must(t, os.Remove(gone))
 	must(t, e.unpublish("good", target))
 	must(t, e.unstage("good", staging))
+	if _, ok := e.pool.Lookup(dg); ok {
+		t.Error("image kept after unstage")
+	}
 }

@@ -126,7 +126,7 @@ func (s *NodeServer) dropLogged(im *state.Image, why string) {
 // forgetTarget drops a target whose directory is gone; an inline volume
 // with it, releasing its image reference.
 func (s *NodeServer) forgetTarget(v *state.Volume, target string) {
-	klog.InfoS("Target gone while the plugin was down; forgetting it", "volume", v.VolumeID, "target", target)
+	klog.InfoS("Target directory is gone; forgetting it", "volume", v.VolumeID, "target", target)
 	if v.Ephemeral {
 		if err := s.removeVolume(v); err != nil {
 			klog.ErrorS(err, "Forget inline volume", "volume", v.VolumeID)

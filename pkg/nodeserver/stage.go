@@ -99,6 +99,16 @@ func (s *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstage
 		}
 		return &csi.NodeUnstageVolumeResponse{}, nil
 	}
+	// Targets whose directory is gone (removed behind our back) do not
+	// hold the volume; live ones do.
+	for t := range rec.Targets {
+		if _, err := os.Lstat(t); os.IsNotExist(err) {
+			s.forgetTarget(rec, t)
+		}
+	}
+	s.mu.Lock()
+	rec = s.volumes[state.VolumeKey(id, "")]
+	s.mu.Unlock()
 	if len(rec.Targets) > 0 {
 		ts := make([]string, 0, len(rec.Targets))
 		for t := range rec.Targets {
