@@ -19,6 +19,8 @@ const (
 
 	// AttrEphemeral is set by the kubelet for CSI inline volumes.
 	AttrEphemeral = "csi.storage.k8s.io/ephemeral"
+	// attrPodNamespace is set by the kubelet when the CSIDriver has podInfoOnMount.
+	attrPodNamespace = "csi.storage.k8s.io/pod.namespace"
 	// kubeletPrefix marks keys the kubelet and external-provisioner add
 	// (pod info, pv/pvc names, fstype); they are accepted and ignored.
 	kubeletPrefix = "csi.storage.k8s.io/"
@@ -40,13 +42,18 @@ type Attributes struct {
 	Mount     MountMode
 	Writable  bool
 	Ephemeral bool
-	// PullSecret names the dockerconfigjson secret for oci:// pulls.
+	// PullSecret names the dockerconfigjson secret for oci:// pulls:
+	// NAME (in the pod's namespace) or NAMESPACE/NAME.
 	PullSecret string
+	// PodNamespace is the kubelet's csi.storage.k8s.io/pod.namespace
+	// (podInfoOnMount); not part of the volume context.
+	PodNamespace string
 }
 
 var (
 	digestRE     = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 	secretNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
+	namespaceRE  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 )
 
 // Parse validates attrs. Every problem is reported at once in an *AttrError
@@ -71,6 +78,8 @@ func Parse(attrs map[string]string) (Attributes, error) {
 				problems = append(problems, fmt.Sprintf("%s: %v", AttrWritable, err))
 			}
 			a.Writable = b
+		case attrPodNamespace:
+			a.PodNamespace = v
 		case AttrEphemeral:
 			b, err := parseBool(v)
 			if err != nil {
@@ -98,8 +107,8 @@ func Parse(attrs map[string]string) (Attributes, error) {
 	if a.PullSecret != "" {
 		if !strings.HasPrefix(a.Image, OCIScheme) {
 			problems = append(problems, fmt.Sprintf("%s applies to oci:// images only", AttrPullSecret))
-		} else if !secretNameRE.MatchString(a.PullSecret) {
-			problems = append(problems, fmt.Sprintf("%s %q: want a secret name (DNS subdomain)", AttrPullSecret, a.PullSecret))
+		} else if err := checkPullSecret(a); err != nil {
+			problems = append(problems, fmt.Sprintf("%s %q: %v", AttrPullSecret, a.PullSecret, err))
 		}
 	}
 	if a.Digest != "" && !digestRE.MatchString(a.Digest) {
@@ -115,6 +124,32 @@ func Parse(attrs map[string]string) (Attributes, error) {
 		return Attributes{}, &AttrError{Problems: problems}
 	}
 	return a, nil
+}
+
+// checkPullSecret accepts NAME or NAMESPACE/NAME; an inline volume may
+// only name a secret of its own pod's namespace.
+func checkPullSecret(a Attributes) error {
+	ns, n, qualified := strings.Cut(a.PullSecret, "/")
+	if !qualified {
+		ns, n = "", ns
+	}
+	if !secretNameRE.MatchString(n) || (qualified && !namespaceRE.MatchString(ns)) {
+		return fmt.Errorf("want NAME or NAMESPACE/NAME")
+	}
+	if a.Ephemeral && qualified && a.PodNamespace != "" && ns != a.PodNamespace {
+		return fmt.Errorf("an inline volume may only use secrets of its pod's namespace %q", a.PodNamespace)
+	}
+	return nil
+}
+
+// PullSecretRef is the secret to pull with as NAMESPACE/NAME, or the bare
+// NAME when no namespace is known; "" when none is named. A bare name
+// lives in the pod's namespace.
+func (a Attributes) PullSecretRef() string {
+	if a.PullSecret == "" || strings.Contains(a.PullSecret, "/") || a.PodNamespace == "" {
+		return a.PullSecret
+	}
+	return a.PodNamespace + "/" + a.PullSecret
 }
 
 func parseBool(v string) (bool, error) {

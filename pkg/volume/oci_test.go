@@ -50,7 +50,19 @@ func TestParseOCIAttributes(t *testing.T) {
 	if _, err := Parse(map[string]string{"image": src, "digest": dgst}); err != nil {
 		t.Fatal(err)
 	}
+	// A bare name lives in the pod's namespace; an inline volume cannot
+	// reach into another namespace.
+	a, err = Parse(map[string]string{"image": src, "pullSecret": "regcred", "csi.storage.k8s.io/pod.namespace": "team"})
+	if err != nil || a.PullSecretRef() != "team/regcred" || a.Context()["pullSecret"] != "regcred" {
+		t.Fatalf("Parse = %+v (%q), %v", a, a.PullSecretRef(), err)
+	}
+	a, err = Parse(map[string]string{"image": src, "pullSecret": "infra/regcred"})
+	if err != nil || a.PullSecretRef() != "infra/regcred" {
+		t.Fatalf("Parse qualified = %+v, %v", a, err)
+	}
 	for _, bad := range []map[string]string{
+		{"image": src, "pullSecret": "infra/regcred", "csi.storage.k8s.io/ephemeral": "true", "csi.storage.k8s.io/pod.namespace": "team"},
+		{"image": src, "pullSecret": "a/b/c"},
 		{"image": "file:///a", "pullSecret": "regcred"},
 		{"image": src, "pullSecret": "Bad_Name"},
 		{"image": "oci://reg.example/app"},
