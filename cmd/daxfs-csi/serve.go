@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -122,6 +123,11 @@ func serve(args []string) error {
 		return err
 	}
 	defer klog.Flush()
+	// The oci:// converter's cache belongs with the rest of our state
+	// unless the environment says otherwise (pkg/oci reads it on first use).
+	if os.Getenv("DAXFS_CSI_OCI_DIR") == "" {
+		os.Setenv("DAXFS_CSI_OCI_DIR", filepath.Join(c.stateDir, "oci"))
+	}
 	mode, _ := driver.ParseMode(c.mode)
 	size, _ := daxdev.ParseSize(c.poolSize)
 
