@@ -98,6 +98,14 @@ func TestBadInputs(t *testing.T) {
 			t.Errorf("%s: left mounted %v", n, m)
 		}
 	}
+	// A publish that fails to mount leaves no phantom target behind.
+	file := e.path("afile")
+	must(t, os.WriteFile(file, nil, 0o644))
+	if err := e.publish("good", uri, dg, staging, file+"/vol", nil); err == nil {
+		t.Error("publish under a regular file succeeded")
+	}
+	_, err = e.ns.NodeGetVolumeStats(ctx, &csi.NodeGetVolumeStatsRequest{VolumeId: "good", VolumePath: file + "/vol"})
+	wantCode(t, "stats of the failed target", err, codes.NotFound)
 	// A target removed behind the plugin's back no longer blocks unstage.
 	gone := e.path("pods", "gone")
 	must(t, e.publish("good", uri, dg, staging, gone, nil))

@@ -89,10 +89,12 @@ func (s *NodeServer) publishStaged(ctx context.Context, req *csi.NodePublishVolu
 	}
 	s.setVolume(next)
 	if err := s.mountTarget(next, target); err != nil {
-		delete(next.Targets, target)
-		if serr := s.store.SaveVolume(next); serr != nil {
+		back := cloneVolume(next)
+		delete(back.Targets, target)
+		if serr := s.store.SaveVolume(back); serr != nil {
 			klog.ErrorS(serr, "Forget failed publish", "volume", id, "target", target)
 		}
+		s.setVolume(back)
 		return nil, volume.Status(err)
 	}
 	klog.InfoS("Volume published", "volume", id, "target", target, "writable", want.Writable)
