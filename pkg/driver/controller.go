@@ -17,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
+	"github.com/daxfs-csi/daxfs-csi/pkg/source"
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
@@ -184,7 +185,8 @@ func (s *controllerServer) CreateVolume(ctx context.Context, req *csi.CreateVolu
 		}
 	}
 
-	res, err := s.opts.Resolve(ctx, a.Image, a.Digest)
+	// oci:// pulls read the volume's pullSecret reference from ctx.
+	res, err := s.opts.Resolve(source.WithPullSecret(ctx, a.PullSecret), a.Image, a.Digest)
 	if err != nil {
 		return nil, status.Errorf(volume.Code(err), "resolve image %s: %v", a.Image, err)
 	}
@@ -379,7 +381,7 @@ func (s *controllerServer) stagedBytes(ctx context.Context, a volume.Attributes)
 	}
 	if digest == "" {
 		fi, _ := fileStat(a.Image) // before hashing: a change meanwhile misses the cache next time
-		res, err := s.opts.Resolve(ctx, a.Image, "")
+		res, err := s.opts.Resolve(source.WithPullSecret(ctx, a.PullSecret), a.Image, "")
 		if err != nil {
 			klog.InfoS("GetCapacity: cannot resolve image, counting plain free memory", "image", a.Image, "err", err)
 			return 0, false

@@ -440,3 +440,21 @@ func TestCorruptJournalIsMovedAside(t *testing.T) {
 		t.Fatalf("new journal = %s, %v", b, err)
 	}
 }
+
+// An oci:// volume's pullSecret reaches the fetcher through the context.
+func TestCreateVolumePassesPullSecret(t *testing.T) {
+	var secret, uri string
+	ts := start(t, Options{Pool: PoolOf(openPool(t, 16<<20)), AllowSources: []string{"oci://registry.example/team/"},
+		Resolve: func(ctx context.Context, u, digest string) (source.Resolved, error) {
+			secret, uri = source.PullSecret(ctx), u
+			return source.Resolved{}, fmt.Errorf("registry down: %w", source.ErrFetch)
+		}})
+	img := "oci://registry.example/team/app@sha256:" + strings.Repeat("ab", 32)
+	_, err := ts.ctrl.CreateVolume(bg, &csi.CreateVolumeRequest{Name: "v",
+		Parameters:         map[string]string{"image": img, "pullSecret": "apps/regcred"},
+		VolumeCapabilities: []*csi.VolumeCapability{mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY)}})
+	wantCode(t, err, codes.Unavailable)
+	if uri != img || secret != "apps/regcred" {
+		t.Fatalf("resolver saw uri %q secret %q", uri, secret)
+	}
+}
