@@ -8,8 +8,9 @@ func (ip *imagePlan) assign(pi int32) {
 	p := ip.p
 	ps := &p.pools[pi]
 	staged := false
-	if k := p.copyIn(pi, ip.img.Digest); k >= 0 {
-		ps.copies[k].kept = true
+	// stagedPools found the copies already there (has, hasIdx).
+	if ps.has == p.stamp && !ps.copies[ps.hasIdx].gone {
+		ps.copies[ps.hasIdx].kept = true
 		staged = true
 	} else {
 		need := ip.need(pi)

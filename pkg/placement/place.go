@@ -112,8 +112,11 @@ func (ip *imagePlan) stagedPools(cands []int32) []int32 {
 	var staged []int32
 	var cov []int
 	for _, pi := range p.stagedAt[ip.img.Digest] {
-		if p.pools[pi].stamp == p.stamp && p.pools[pi].has != p.stamp && p.copyIn(pi, ip.img.Digest) >= 0 {
-			p.pools[pi].has = p.stamp
+		if p.pools[pi].stamp != p.stamp || p.pools[pi].has == p.stamp {
+			continue
+		}
+		if k := p.copyIn(pi, ip.img.Digest); k >= 0 {
+			p.pools[pi].has, p.pools[pi].hasIdx = p.stamp, k
 			staged = append(staged, pi)
 			cov = append(cov, p.coverage(pi))
 		}

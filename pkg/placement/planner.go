@@ -28,7 +28,8 @@ type poolState struct {
 	copies    []copyState
 	evictable int64 // bytes of unreferenced pre-staged copies (upper bound of what eviction frees)
 	stamp     int32 // == planner.stamp: a candidate of the current image
-	has       int32 // == planner.stamp: holds a copy of the current image
+	has       int32 // == planner.stamp: holds a copy of the current image, at copies[hasIdx]
+	hasIdx    int
 }
 
 type copyState struct {
