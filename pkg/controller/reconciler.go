@@ -100,6 +100,13 @@ func (r *PlacementReconciler) Reconcile(ctx context.Context, _ reconcile.Request
 	}
 	start := time.Now()
 	result := placement.Place(pimages, pnodes, ppools)
+	placementSeconds.Observe(time.Since(start).Seconds())
+	imagesUnmet.Set(float64(len(result.Unmet)))
+	liveNodesGauge.Set(float64(len(live)))
+	for _, e := range result.Evictions {
+		evictionsTotal.Inc()
+		klog.V(1).InfoS("evicting pre-staged copy", "pool", e.PoolID, "digest", e.Digest, "for", e.For)
+	}
 	klog.V(2).InfoS("placement pass", "images", len(pimages), "liveNodes", len(live), "nodes", len(nodes.Items),
 		"pools", len(ppools), "evictions", len(result.Evictions), "took", time.Since(start))
 

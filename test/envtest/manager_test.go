@@ -99,8 +99,11 @@ func TestManagerLeaderElectionHealthMetrics(t *testing.T) {
 		if err != nil || code != http.StatusOK {
 			return fmt.Errorf("GET /metrics: %d %v", code, err)
 		}
-		if !strings.Contains(body, `controller_runtime_reconcile_total{controller="daxfs-placement",result="success"}`) {
-			return fmt.Errorf("no reconcile counter for daxfs-placement")
+		for _, want := range []string{`controller_runtime_reconcile_total{controller="daxfs-placement",result="success"}`,
+			"daxfs_controller_placement_seconds_count", "daxfs_controller_live_nodes 1"} {
+			if !strings.Contains(body, want) {
+				return fmt.Errorf("/metrics lacks %s", want)
+			}
 		}
 		return nil
 	})
