@@ -30,10 +30,26 @@ func (k fileKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry credentials: %w", err)
 	}
+	return resolveIn(b, k.path, r)
+}
+
+// bytesKeychain serves credentials from a dockerconfigjson already read
+// (a secret fetched through the Kubernetes API).
+type bytesKeychain struct {
+	config []byte
+	name   string // for errors
+}
+
+func (k bytesKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	return resolveIn(k.config, k.name, r)
+}
+
+// resolveIn finds r's registry in a docker config. Errors never quote the
+// config: it holds secrets.
+func resolveIn(b []byte, what string, r authn.Resource) (authn.Authenticator, error) {
 	var cfg dockerConfig
 	if err := json.Unmarshal(b, &cfg); err != nil {
-		// The error text could quote the file: keep it out.
-		return nil, fmt.Errorf("registry credentials %s: not a docker config (JSON)", k.path)
+		return nil, fmt.Errorf("registry credentials %s: not a docker config (JSON)", what)
 	}
 	for key, ac := range cfg.Auths {
 		if registryOf(key) != r.RegistryStr() {
@@ -42,7 +58,7 @@ func (k fileKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 		if ac.Auth != "" && ac.Username == "" {
 			raw, err := base64.StdEncoding.DecodeString(ac.Auth)
 			if err != nil {
-				return nil, fmt.Errorf("registry credentials %s: entry for %s: auth is not base64", k.path, key)
+				return nil, fmt.Errorf("registry credentials %s: entry for %s: auth is not base64", what, key)
 			}
 			user, pass, _ := strings.Cut(string(raw), ":")
 			ac.Username, ac.Password, ac.Auth = user, pass, ""

@@ -34,8 +34,10 @@ type Options struct {
 	// PullSecretDir holds mounted kubernetes.io/dockerconfigjson secrets
 	// as <name>/.dockerconfigjson, found by a volume's pullSecret.
 	PullSecretDir string
-	Transport     http.RoundTripper // default: remote's
-	Platform      *v1.Platform      // default: NodePlatform()
+	// PullSecrets reads NAMESPACE/NAME pull secrets (see KubeSecrets).
+	PullSecrets SecretGetter
+	Transport   http.RoundTripper // default: remote's
+	Platform    *v1.Platform      // default: NodePlatform()
 	// Timeout bounds one conversion, which runs detached from the caller
 	// so a later call picks up its result. Default 30 minutes.
 	Timeout time.Duration
@@ -109,13 +111,11 @@ func (c *Converter) Active() []Progress {
 func (c *Converter) pullOptions(ctx context.Context) (pullOptions, error) {
 	kc := c.opts.Keychain
 	if secret := source.PullSecret(ctx); secret != "" {
-		if c.opts.PullSecretDir == "" {
-			return pullOptions{}, fmt.Errorf("pullSecret %q: this node has no pull secret directory configured", secret)
+		skc, err := c.secretKeychain(ctx, secret)
+		if err != nil {
+			return pullOptions{}, err
 		}
-		if strings.ContainsAny(secret, "/\\") || secret == "." || secret == ".." {
-			return pullOptions{}, fmt.Errorf("pullSecret %q: not a secret name", secret)
-		}
-		kc = authn.NewMultiKeychain(KeychainFromFile(filepath.Join(c.opts.PullSecretDir, secret, ".dockerconfigjson")), kc)
+		kc = authn.NewMultiKeychain(skc, kc)
 	}
 	return pullOptions{Keychain: kc, Transport: c.opts.Transport, Platform: *c.opts.Platform}, nil
 }

@@ -7,6 +7,9 @@ import (
 	"os"
 	"sync"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
 	"github.com/daxfs-csi/daxfs-csi/pkg/source"
 )
 
@@ -59,7 +62,14 @@ type lazy struct {
 
 func (l *lazy) get() (*Converter, error) {
 	l.once.Do(func() {
-		l.c, l.err = New(Options{Dir: DefaultDir(), PullSecretDir: os.Getenv("DAXFS_CSI_PULL_SECRET_DIR")})
+		opts := Options{Dir: DefaultDir(), PullSecretDir: os.Getenv("DAXFS_CSI_PULL_SECRET_DIR")}
+		// In a cluster, pull secrets are read with the plugin's service account.
+		if cfg, err := rest.InClusterConfig(); err == nil {
+			if cs, err := kubernetes.NewForConfig(cfg); err == nil {
+				opts.PullSecrets = KubeSecrets(cs)
+			}
+		}
+		l.c, l.err = New(opts)
 	})
 	return l.c, l.err
 }
