@@ -15,8 +15,11 @@ type StagedImage struct {
 	PoolID     string // daxdev Info().ID of the pool
 	Digest     string
 	Size       int64
-	References int32 // volumes using the copy
-	Prestaged  bool  // staged by Prestage and not released
+	// References counts volume holds only: pre-stage holds, this node's or
+	// another's on a shared pool, are not references (else they would pin
+	// the copy against eviction).
+	References int32
+	Prestaged  bool // this node holds it through Prestage (not yet released)
 	Staging    bool  // being filled
 }
 

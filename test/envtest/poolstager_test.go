@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeagent"
@@ -55,9 +56,10 @@ func (s *poolStager) Staged() []nodeagent.StagedImage {
 		for _, e := range p.Status().Extents {
 			im := nodeagent.StagedImage{PoolID: id, Digest: e.Digest, Size: e.Length, Staging: e.State != daxdev.StateReady}
 			for _, o := range e.OwnerNames() {
-				if o == s.owner {
+				switch {
+				case o == s.owner:
 					im.Prestaged = true
-				} else {
+				case !strings.HasPrefix(o, "prestage-"): // another node's pre-stage hold is no reference
 					im.References++
 				}
 			}
