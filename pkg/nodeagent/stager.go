@@ -12,15 +12,15 @@ import (
 
 // StagedImage is one image copy a pool holds, as the Stager sees it.
 type StagedImage struct {
-	PoolID     string // daxdev Info().ID of the pool
-	Digest     string
-	Size       int64
+	PoolID string // daxdev Info().ID of the pool
+	Digest string
+	Size   int64
 	// References counts volume holds only: pre-stage holds, this node's or
 	// another's on a shared pool, are not references (else they would pin
 	// the copy against eviction).
 	References int32
 	Prestaged  bool // this node holds it through Prestage (not yet released)
-	Staging    bool  // being filled
+	Staging    bool // being filled
 }
 
 // Stager is the node plugin's stage path. Prestage stages the image in the
