@@ -21,7 +21,7 @@ import (
 type Entry struct {
 	Source         string    `json:"source"`         // as first asked for (redacted)
 	OCIDigest      string    `json:"ociDigest"`      // the digest the source names (manifest or index)
-	ManifestDigest string    `json:"manifestDigest"` // the platform's image manifest
+	ManifestDigest string    `json:"manifestDigest"` // the platform's image manifest (docker-archive: config digest)
 	Platform       string    `json:"platform"`       // "linux/amd64"
 	Digest         string    `json:"digest"`         // sha256 of the DAXFS image
 	Size           int64     `json:"size"`

@@ -174,7 +174,7 @@ func (c *Converter) key(ctx context.Context, s Source, po pullOptions) (string, 
 		if err != nil {
 			return "", nil, err
 		}
-		d, err := img.Digest()
+		d, err := imageDigest(img, s.Kind)
 		if err != nil {
 			return "", nil, fmt.Errorf("%s: %w", s.Raw, err)
 		}
@@ -216,6 +216,16 @@ func (c *Converter) pin(ctx context.Context, s Source, po pullOptions) (name.Dig
 	c.mu.Unlock()
 	klog.InfoS("Resolved image tag", "source", source.Redact(s.Raw), "digest", d.DigestStr())
 	return d, nil
+}
+
+// imageDigest names an image: its manifest digest, or for a docker
+// archive its config digest (the image ID), since an archive's manifest
+// digest would mean gzipping every layer just to compute it.
+func imageDigest(img v1.Image, k Kind) (v1.Hash, error) {
+	if k == KindArchive {
+		return img.ConfigName()
+	}
+	return img.Digest()
 }
 
 func platformString(p v1.Platform) string {
@@ -287,7 +297,7 @@ func (c *Converter) convert(ctx context.Context, s Source, ref name.Reference, k
 	if err != nil {
 		return Entry{}, err
 	}
-	md, err := img.Digest()
+	md, err := imageDigest(img, s.Kind)
 	if err != nil {
 		return Entry{}, fmt.Errorf("%s: manifest: %w", source.Redact(s.Raw), err)
 	}
@@ -297,6 +307,7 @@ func (c *Converter) convert(ctx context.Context, s Source, ref name.Reference, k
 	}
 	b := image.NewBuilder(image.BuildOptions{TempDir: c.cache.dir})
 	defer b.Close()
+	st.sized = s.Kind != KindArchive
 	if err := st.stack(ctx, b, img); err != nil {
 		return Entry{}, fmt.Errorf("convert %s: %w", source.Redact(s.Raw), err)
 	}

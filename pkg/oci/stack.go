@@ -27,6 +27,7 @@ type Progress struct {
 type stacker struct {
 	p     atomic.Pointer[Progress]
 	bytes atomic.Int64
+	sized bool // layer sizes are cheap to ask (not a docker archive)
 }
 
 func (s *stacker) snapshot() Progress {
@@ -46,7 +47,7 @@ func (s *stacker) update(f func(*Progress)) {
 // file data to disk). Every layer is read to its end so its digest is
 // checked even when the tar ends before the blob does.
 func Stack(ctx context.Context, b *image.Builder, img v1.Image) error {
-	var s stacker
+	s := stacker{sized: true}
 	s.p.Store(&Progress{})
 	return s.stack(ctx, b, img)
 }
@@ -56,10 +57,14 @@ func (s *stacker) stack(ctx context.Context, b *image.Builder, img v1.Image) err
 	if err != nil {
 		return fmt.Errorf("image layers: %w", err)
 	}
+	// Sizes come from the manifest, except for docker archives, where
+	// asking would gzip every layer first.
 	var total int64
-	for _, l := range layers {
-		if n, err := l.Size(); err == nil {
-			total += n
+	if s.sized {
+		for _, l := range layers {
+			if n, err := l.Size(); err == nil {
+				total += n
+			}
 		}
 	}
 	s.update(func(p *Progress) { p.Layers, p.LayerBytes = len(layers), total })
