@@ -61,6 +61,7 @@ type Conversion struct {
 type Converter struct {
 	opts  Options
 	cache cache
+	spool string // builder spool files of this process
 
 	mu      sync.Mutex
 	flights map[string]*flight
@@ -92,6 +93,10 @@ func New(opts Options) (*Converter, error) {
 	c := &Converter{opts: opts, cache: cache{dir: opts.Dir, max: opts.MaxBytes},
 		flights: map[string]*flight{}, tags: map[string]string{}}
 	if err := c.cache.init(); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.spool, err = spoolDir(opts.Dir); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -305,7 +310,7 @@ func (c *Converter) convert(ctx context.Context, s Source, ref name.Reference, k
 	if ref != nil {
 		ociDigest = ref.Identifier()
 	}
-	b := image.NewBuilder(image.BuildOptions{TempDir: c.cache.dir})
+	b := image.NewBuilder(image.BuildOptions{TempDir: c.spool})
 	defer b.Close()
 	st.sized = s.Kind != KindArchive
 	if err := st.stack(ctx, b, img); err != nil {

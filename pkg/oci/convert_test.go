@@ -195,6 +195,9 @@ func TestFailedPullLeavesNothing(t *testing.T) {
 	if files := cacheFiles(t, dir); len(files) != 0 {
 		t.Fatalf("failed pull left %v in the cache", files)
 	}
+	if files := cacheFiles(t, c.spool); len(files) != 0 {
+		t.Fatalf("failed pull left spool files %v", files)
+	}
 	if len(convs) != 1 || convs[0].Err == nil {
 		t.Fatalf("conversions reported: %+v", convs)
 	}
