@@ -45,7 +45,11 @@ var (
 )
 
 // TestMain removes the benchmark fixture (~260 MB) after the run.
+// It also serves as the "other process" of TestConvertOnceAcrossProcesses.
 func TestMain(m *testing.M) {
+	if src := os.Getenv("OCI_TEST_CONVERT_SRC"); src != "" {
+		os.Exit(convertInChild(src, os.Getenv("OCI_TEST_CONVERT_DIR")))
+	}
 	code := m.Run()
 	if fixtureRoot != "" {
 		os.RemoveAll(fixtureRoot)
