@@ -141,7 +141,7 @@ func (r *PlacementReconciler) imageInput(ctx context.Context, img *daxv1.DaxImag
 		Policy:   placement.Policy(img.Spec.Placement.Policy),
 		Replicas: int(img.Spec.Placement.Replicas),
 		Digest:   src.Digest,
-		Size:     src.Size,
+		Size:     daxv1.Value(src.Size),
 	}
 	// What an earlier pass resolved holds while the spec is unchanged.
 	current := img.Status.ObservedGeneration == img.Generation
@@ -149,7 +149,7 @@ func (r *PlacementReconciler) imageInput(ctx context.Context, img *daxv1.DaxImag
 		pi.Digest = img.Status.Digest
 	}
 	if pi.Size == 0 && pi.Digest != "" && img.Status.Digest == pi.Digest && current {
-		pi.Size = img.Status.Size
+		pi.Size = daxv1.Value(img.Status.Size)
 	}
 	if pi.Size == 0 && pi.Digest != "" {
 		pi.Size = stagedSize(all, pi.Digest)

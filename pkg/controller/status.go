@@ -18,7 +18,7 @@ func buildStatus(img *daxv1.DaxImage, in *placement.Image, res placement.Assignm
 	st := daxv1.DaxImageStatus{
 		ObservedGeneration: img.Generation,
 		Digest:             in.Digest,
-		Size:               in.Size,
+		Size:               daxv1.Bytes(in.Size),
 		Conditions:         append([]metav1.Condition(nil), img.Status.Conditions...),
 	}
 	for _, a := range res.ByImage[img.Name] {

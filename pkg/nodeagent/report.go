@@ -104,6 +104,7 @@ func (a *Agent) status(conds []metav1.Condition) daxv1.DaxNodeStatus {
 	a.mu.Unlock()
 
 	st := daxv1.DaxNodeStatus{Heartbeat: metav1.NewTime(a.now()), Conditions: conds}
+	var total, free int64
 	for _, p := range a.Pools {
 		info, ps := p.Info(), p.Status()
 		images := byPool[info.ID]
@@ -112,11 +113,12 @@ func (a *Agent) status(conds []metav1.Condition) daxv1.DaxNodeStatus {
 			ID: info.ID, Kind: daxv1.PoolKind(info.Kind), Size: ps.Size, Free: ps.Free, Align: ps.Align,
 			NUMANode: int32(info.NUMANode), SharedPoolID: info.SharedID, Images: images,
 		})
-		st.TotalSize += ps.Size
-		st.TotalFree += ps.Free
+		total += ps.Size
+		free += ps.Free
 		st.ImageCount += int32(len(images))
 	}
 	st.PoolCount = int32(len(st.Pools))
+	st.TotalSize, st.TotalFree = daxv1.Bytes(total), daxv1.Bytes(free)
 	sort.Slice(st.Pools, func(i, j int) bool { return st.Pools[i].ID < st.Pools[j].ID })
 	ready := metav1.Condition{Type: "Ready", Status: metav1.ConditionTrue, Reason: "PoolsOpen", Message: fmt.Sprintf("%d pools", len(st.Pools))}
 	if len(st.Pools) == 0 {

@@ -37,7 +37,7 @@ func TestKubectlGetIsReadable(t *testing.T) {
 	}
 	out, _ := io.ReadAll(stdout)
 	t.Logf("kubectl get daxnodes,daximages:\n%s", out)
-	for _, want := range []string{"POOLS", "FREE", "HEARTBEAT", "daxnode.daxfs.csi.io/k1", "419430400",
+	for _, want := range []string{"POOLS", "FREE", "HEARTBEAT", "daxnode.daxfs.csi.io/k1", "512Mi", "400Mi", "10Mi",
 		"POLICY", "PRIORITY", "COPIES", "READY", "PLACED", "daximage.daxfs.csi.io/kimg", "AllMatching", "True"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("kubectl output lacks %q", want)

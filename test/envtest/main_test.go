@@ -140,11 +140,13 @@ func putNode(t *testing.T, ctx context.Context, name string, labels map[string]s
 		}
 	}
 	n.Status = daxv1.DaxNodeStatus{Pools: pools, Heartbeat: metav1.NewTime(hb), PoolCount: int32(len(pools))}
+	var total, free int64
 	for _, p := range pools {
-		n.Status.TotalSize += p.Size
-		n.Status.TotalFree += p.Free
+		total += p.Size
+		free += p.Free
 		n.Status.ImageCount += int32(len(p.Images))
 	}
+	n.Status.TotalSize, n.Status.TotalFree = daxv1.Bytes(total), daxv1.Bytes(free)
 	if err := k8sClient.Status().Update(ctx, &n); err != nil {
 		t.Fatalf("update DaxNode %s status: %v", name, err)
 	}
@@ -154,7 +156,7 @@ func newImage(name, digest string, size int64, policy daxv1.PlacementPolicy, pri
 	return &daxv1.DaxImage{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: daxv1.DaxImageSpec{
-			Source:    daxv1.ImageSource{Image: "https://images.example/" + name + ".daxfs", Digest: digest, Size: size},
+			Source:    daxv1.ImageSource{Image: "https://images.example/" + name + ".daxfs", Digest: digest, Size: daxv1.Bytes(size)},
 			Placement: daxv1.PlacementSpec{Policy: policy, Priority: prio, NodeSelector: &metav1.LabelSelector{MatchLabels: selector}},
 		},
 	}

@@ -94,7 +94,7 @@ func TestNodeAgentPrestagesPlacedImage(t *testing.T) {
 			return err
 		}
 		st := got.Status
-		if st.Size != int64(len(content)) || len(st.Placements) != 1 || st.Placements[0].PoolID != poolID ||
+		if daxv1.Value(st.Size) != int64(len(content)) || len(st.Placements) != 1 || st.Placements[0].PoolID != poolID ||
 			st.Placements[0].Node != "agent-node" || st.Placements[0].State != daxv1.PlacementReady {
 			return fmt.Errorf("status %+v: want size %d, one Ready copy in %s by agent-node", st, len(content), poolID)
 		}

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -22,10 +23,10 @@ type ImageSource struct {
 	// Writable volumes get a writable overlay.
 	// +optional
 	Writable bool `json:"writable,omitempty"`
-	// Size in bytes, when known; otherwise resolved from the source or a node.
+	// Size of the image ("120Mi" or bytes), when known; otherwise resolved
+	// from the source or a node's report.
 	// +optional
-	// +kubebuilder:validation:Minimum=0
-	Size int64 `json:"size,omitempty"`
+	Size *resource.Quantity `json:"size,omitempty"`
 }
 
 // PlacementPolicy says how many copies the image wants.
@@ -102,19 +103,19 @@ type DaxImageStatus struct {
 	// Digest resolved (spec's when given).
 	// +optional
 	Digest string `json:"digest,omitempty"`
-	// Size of the image in bytes.
+	// Size of the image.
 	// +optional
-	Size int64 `json:"size,omitempty"`
+	Size *resource.Quantity `json:"size,omitempty"`
 	// Placements, sorted by pool id.
 	// +optional
 	Placements []Placement `json:"placements,omitempty"`
 	// Counts for printing: copies placed and Ready; nodes reached.
 	// +optional
-	PlacedCount int32 `json:"placedCount,omitempty"`
+	PlacedCount int32 `json:"placedCount"`
 	// +optional
-	ReadyCount int32 `json:"readyCount,omitempty"`
+	ReadyCount int32 `json:"readyCount"`
 	// +optional
-	NodeCount int32 `json:"nodeCount,omitempty"`
+	NodeCount int32 `json:"nodeCount"`
 	// Conditions: Placed (every wanted copy has a pool), Ready (all staged).
 	// +optional
 	// +listType=map
@@ -130,7 +131,7 @@ type DaxImageStatus struct {
 // +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.status.digest`,priority=1
 // +kubebuilder:printcolumn:name="Policy",type=string,JSONPath=`.spec.placement.policy`
 // +kubebuilder:printcolumn:name="Priority",type=integer,JSONPath=`.spec.placement.priority`
-// +kubebuilder:printcolumn:name="Size",type=integer,JSONPath=`.status.size`
+// +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.size`
 // +kubebuilder:printcolumn:name="Copies",type=integer,JSONPath=`.status.placedCount`
 // +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyCount`
 // +kubebuilder:printcolumn:name="Nodes",type=integer,JSONPath=`.status.nodeCount`

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -86,13 +87,13 @@ type DaxNodeStatus struct {
 	Heartbeat metav1.Time `json:"heartbeat,omitempty"`
 	// Summary for printing.
 	// +optional
-	PoolCount int32 `json:"poolCount,omitempty"`
+	PoolCount int32 `json:"poolCount"`
 	// +optional
-	TotalSize int64 `json:"totalSize,omitempty"`
+	TotalSize *resource.Quantity `json:"totalSize,omitempty"`
 	// +optional
-	TotalFree int64 `json:"totalFree,omitempty"`
+	TotalFree *resource.Quantity `json:"totalFree,omitempty"`
 	// +optional
-	ImageCount int32 `json:"imageCount,omitempty"`
+	ImageCount int32 `json:"imageCount"`
 	// Conditions: Ready (pools open and reported).
 	// +optional
 	// +listType=map
@@ -106,8 +107,8 @@ type DaxNodeStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=dxn
 // +kubebuilder:printcolumn:name="Pools",type=integer,JSONPath=`.status.poolCount`
-// +kubebuilder:printcolumn:name="Size",type=integer,JSONPath=`.status.totalSize`
-// +kubebuilder:printcolumn:name="Free",type=integer,JSONPath=`.status.totalFree`
+// +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.totalSize`
+// +kubebuilder:printcolumn:name="Free",type=string,JSONPath=`.status.totalFree`
 // +kubebuilder:printcolumn:name="Images",type=integer,JSONPath=`.status.imageCount`
 // +kubebuilder:printcolumn:name="Heartbeat",type=date,JSONPath=`.status.heartbeat`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
