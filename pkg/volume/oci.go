@@ -72,7 +72,7 @@ func ParseOCI(src string) (OCIRef, error) {
 		}
 		r.Registry, r.Repository = repo.RegistryStr(), repo.RepositoryStr()
 	}
-	if r.Registry != host {
+	if r.Registry != canonicalRegistry(host) {
 		return OCIRef{}, fmt.Errorf("%q: registry %q is not in canonical form (%q)", src, host, r.Registry)
 	}
 	return r, nil
@@ -96,8 +96,18 @@ func checkOCIAllowed(src OCIRef, entry string) bool {
 		return false
 	}
 	host, repo, _ := strings.Cut(strings.TrimSuffix(rest, "/"), "/")
-	if host != src.Registry {
+	if canonicalRegistry(host) != src.Registry {
 		return false
 	}
 	return repo == "" || src.Repository == repo || strings.HasPrefix(src.Repository, repo+"/")
+}
+
+// canonicalRegistry spells a registry host as go-containerregistry does
+// ("docker.io" is "index.docker.io").
+func canonicalRegistry(host string) string {
+	r, err := name.NewRegistry(host, name.StrictValidation)
+	if err != nil {
+		return host
+	}
+	return r.RegistryStr()
 }

@@ -16,6 +16,7 @@ func TestParseOCI(t *testing.T) {
 		{"oci://reg.example/team/app@" + ociDgst, OCIRef{"reg.example", "team/app", "", ociDgst}},
 		{"oci://127.0.0.1:5000/app:v1@" + ociDgst, OCIRef{"127.0.0.1:5000", "app", "v1", ociDgst}},
 		{"oci://localhost/a/b:latest", OCIRef{"localhost", "a/b", "latest", ""}},
+		{"oci://docker.io/library/busybox@" + ociDgst, OCIRef{"index.docker.io", "library/busybox", "", ociDgst}},
 	}
 	for _, g := range good {
 		got, err := ParseOCI(g.src)
@@ -98,6 +99,9 @@ func TestAllowListOCI(t *testing.T) {
 		} else if strings.HasPrefix(bad, "oci://reg.example/team/app:v1") && !strings.Contains(err.Error(), "oci+tags") {
 			t.Errorf("tag-only refusal does not say how to allow it: %v", err)
 		}
+	}
+	if err := (AllowList{"oci://docker.io/library"}).Check("oci://docker.io/library/busybox@" + ociDgst); err != nil {
+		t.Errorf("docker.io entry: %v", err)
 	}
 	if err := (AllowList{"oci://reg.example"}).Check("oci://reg.example/any/repo@" + ociDgst); err != nil {
 		t.Errorf("registry-wide entry: %v", err)
