@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/klog/v2"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/fusehost"
+)
+
+func init() {
+	register("fuse-host", "launch and reap fuse-serve processes for the node plugin (sidecar container)", fuseHost)
+}
+
+// fuseHost serves until SIGTERM/SIGINT, then stops accepting and exits,
+// leaving its fuse-serve children running. In a pod, restarting this
+// container still kills them (they share its cgroup): mounts served
+// through FUSE go down until the plugin's health watch remounts them.
+func fuseHost(args []string) error {
+	fs := flag.NewFlagSet("daxfs-csi fuse-host", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	socket := fs.String("socket", "/run/daxfs-csi/fuse-host.sock", "unix socket the node plugin sends launch requests to (mode 0600)")
+	allow := fs.String("allow-binary", "", "the only binary whose fuse-serve may be launched (default: this executable)")
+	klog.InitFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() != 0 {
+		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+	}
+	defer klog.Flush()
+	if *allow == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("locate this executable: %w", err)
+		}
+		*allow = exe
+	}
+	srv, err := fusehost.Listen(*socket, *allow)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return srv.Serve(ctx)
+}
