@@ -27,8 +27,11 @@ test: vet unit fuzz sanity e2e-qemu
 vet:
 	$(GO) vet ./...
 
+# envtest needs etcd and kube-apiserver: built once from the module proxy
+# and cached by Kubernetes version (hack/envtest-assets.sh), never rebuilt.
 unit:
-	$(GO) test $(TEST_FLAGS) ./...
+	assets="$$(hack/envtest-assets.sh)" && \
+	KUBEBUILDER_ASSETS="$$assets" $(GO) test $(TEST_FLAGS) ./...
 
 # Brief fuzzing of the image reader on every run; corpus seeds are the samples.
 fuzz:
