@@ -2,14 +2,13 @@ package nodeserver
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -18,7 +17,9 @@ import (
 
 // A FUSE image mount is served by its own `daxfs-csi fuse-serve` process in
 // its own session: the /dev/fuse connection then outlives a plugin restart
-// (even kill -9), and pods' mounts keep working.
+// (even kill -9), and pods' mounts keep working. With Options.FuseHostSocket
+// the fuse-host sidecar launches it, so it also outlives a restart of the
+// plugin's container (see launcher.go).
 
 const (
 	fuseStartTimeout = 30 * time.Second
@@ -30,6 +31,7 @@ const (
 type fuseServe struct {
 	argv     []string // prefix, e.g. [/usr/bin/daxfs-csi]
 	poolSpec string
+	launcher launcher
 }
 
 // start launches the server for digest at dir and waits until dir is a fuse
@@ -39,44 +41,39 @@ func (f fuseServe) start(digest, dir, logPath string) (int, error) {
 	if len(f.argv) == 0 {
 		return 0, errors.New("fuse-serve: no command configured")
 	}
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return 0, fmt.Errorf("fuse-serve log: %w", err)
-	}
-	defer logf.Close()
-	args := append(append([]string{}, f.argv[1:]...),
+	argv := append(append([]string{}, f.argv...),
 		"fuse-serve", "--pool", f.poolSpec, "--digest", digest, "--mountpoint", dir)
-	cmd := exec.Command(f.argv[0], args...)
-	cmd.Stdin = nil
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Own session and process group: signals to the plugin's group (and its
-	// death) do not reach the server.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start fuse-serve: %w", err)
+	ctx, cancel := context.WithTimeout(context.Background(), fuseStartTimeout)
+	defer cancel()
+	l := f.launcher
+	if l == nil {
+		l = localLauncher{}
 	}
-	exited := make(chan error, 1)
-	// Reap it whenever it exits, so no zombie holds its pid while we live.
-	go func() { exited <- cmd.Wait() }()
-
+	pid, exited, err := l.launch(ctx, argv, logPath)
+	if err != nil {
+		return 0, err
+	}
 	deadline := time.Now().Add(fuseStartTimeout)
 	for {
 		mi, err := mountAt(dir)
 		if err == nil && mi != nil && hasFsType(mi.FsType, []string{"fuse"}) {
-			klog.V(2).InfoS("fuse-serve ready", "digest", digest, "pid", cmd.Process.Pid, "mountpoint", dir)
-			return cmd.Process.Pid, nil
+			klog.V(2).InfoS("fuse-serve ready", "digest", digest, "pid", pid, "mountpoint", dir)
+			return pid, nil
 		}
-		select {
-		case werr := <-exited:
-			return 0, fmt.Errorf("fuse-serve for %s exited before mounting (%v): %s", digest, werr, logTail(logPath))
-		case <-time.After(10 * time.Millisecond):
+		if done, how := exited(); done {
+			return 0, fmt.Errorf("fuse-serve for %s exited before mounting (%s): %s", digest, how, logTail(logPath))
 		}
 		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			<-exited
+			unix.Kill(pid, unix.SIGKILL)
+			for end := time.Now().Add(fuseStopTimeout); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+				if done, _ := exited(); done {
+					break
+				}
+			}
 			unmountAll(dir)
 			return 0, fmt.Errorf("fuse-serve for %s did not mount %s within %v: %s", digest, dir, fuseStartTimeout, logTail(logPath))
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

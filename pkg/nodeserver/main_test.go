@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "fuse-serve" {
 		os.Exit(testFuseServe(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "plugin-child" {
+		os.Exit(runPluginChild())
+	}
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "nodeserver tests mount filesystems: run them as root")

@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
+	"github.com/daxfs-csi/daxfs-csi/pkg/fusehost"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
 	"github.com/daxfs-csi/daxfs-csi/pkg/source"
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
@@ -57,6 +58,11 @@ type Options struct {
 	// appends "fuse-serve --pool ... --digest ... --mountpoint ...".
 	// Default: this executable.
 	FuseServeCommand []string
+	// FuseHostSocket, when set, has the fuse-host sidecar launch fuse-serve
+	// (its processes outlive plugin container restarts; the pod must share
+	// one pid namespace). FuseServeCommand must then be exactly the binary
+	// fuse-host allows. Empty: launched as our own children.
+	FuseHostSocket string
 	// OnStage is called after each image mount is made (metrics).
 	OnStage func(digest, backend string, d time.Duration)
 	// ProcFilesystems is read to detect the daxfs module (default /proc/filesystems).
@@ -131,11 +137,14 @@ func New(opts Options) (*NodeServer, error) {
 		pool:     opts.Pool,
 		owner:    ownerName(opts.NodeID),
 		store:    st,
-		fuse:     fuseServe{argv: opts.FuseServeCommand, poolSpec: opts.PoolSpec},
+		fuse:     fuseServe{argv: opts.FuseServeCommand, poolSpec: opts.PoolSpec, launcher: localLauncher{}},
 		volLocks: newKeyedMutex(),
 		imgLocks: newKeyedMutex(),
 		images:   map[string]*state.Image{},
 		volumes:  map[string]*state.Volume{},
+	}
+	if opts.FuseHostSocket != "" {
+		s.fuse.launcher = hostLauncher{client: fusehost.Client{Socket: opts.FuseHostSocket}}
 	}
 	if err := s.recover(context.Background()); err != nil {
 		return nil, fmt.Errorf("nodeserver: recover state: %w", err)
