@@ -103,13 +103,22 @@ func imageOf(t testing.TB, layers ...[]byte) v1.Image {
 type loopRegistry struct {
 	host     string
 	failBlob atomic.Value // string
+	auth     atomic.Value // "user:pass" required when not ""
 }
 
 func newRegistry(t testing.TB) *loopRegistry {
 	r := &loopRegistry{}
 	r.failBlob.Store("")
+	r.auth.Store("")
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if a := r.auth.Load().(string); a != "" {
+			if u, p, ok := req.BasicAuth(); !ok || u+":"+p != a {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+		}
 		if f := r.failBlob.Load().(string); f != "" && req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/blobs/"+f) {
 			rec := httptest.NewRecorder()
 			inner.ServeHTTP(rec, req)
