@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/fusehost"
 )
@@ -66,10 +67,18 @@ func (h hostLauncher) launch(ctx context.Context, argv []string, logPath string)
 		if processAlive(pid) {
 			return false, ""
 		}
-		how := "exited"
-		if st, err := h.client.Status(context.Background(), pid); err == nil && st.Exit != "" {
-			how = st.Exit
+		// fuse-host may not have reaped it yet; its exit status is worth
+		// a short wait in an error message.
+		for i := 0; i < 50; i++ {
+			st, err := h.client.Status(context.Background(), pid)
+			if err != nil || !st.Known {
+				break
+			}
+			if !st.Alive {
+				return true, st.Exit
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		return true, how
+		return true, "exited"
 	}, nil
 }
