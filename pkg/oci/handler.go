@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/source"
 )
 
@@ -45,6 +46,9 @@ func (c *Converter) Open(ctx context.Context, uri string) (io.ReadCloser, int64,
 
 // DefaultDir is where the converter that importing this package registers
 // keeps its cache: $DAXFS_CSI_OCI_DIR, else the node's default state dir.
+// That converter also reads $DAXFS_CSI_OCI_CACHE_SIZE (cap, e.g. 20Gi) and
+// $DAXFS_CSI_PULL_SECRET_DIR (mounted secrets), and in a cluster reads
+// NAMESPACE/NAME pull secrets through the API.
 func DefaultDir() string {
 	if d := os.Getenv("DAXFS_CSI_OCI_DIR"); d != "" {
 		return d
@@ -63,6 +67,12 @@ type lazy struct {
 func (l *lazy) get() (*Converter, error) {
 	l.once.Do(func() {
 		opts := Options{Dir: DefaultDir(), PullSecretDir: os.Getenv("DAXFS_CSI_PULL_SECRET_DIR")}
+		if v := os.Getenv("DAXFS_CSI_OCI_CACHE_SIZE"); v != "" {
+			if opts.MaxBytes, l.err = daxdev.ParseSize(v); l.err != nil {
+				l.err = fmt.Errorf("DAXFS_CSI_OCI_CACHE_SIZE: %w", l.err)
+				return
+			}
+		}
 		// In a cluster, pull secrets are read with the plugin's service account.
 		if cfg, err := rest.InClusterConfig(); err == nil {
 			if cs, err := kubernetes.NewForConfig(cfg); err == nil {
