@@ -165,7 +165,11 @@ func startFuseHost(t *testing.T, sock, logPath string) *exec.Cmd {
 			t.Logf("fuse-host log:\n%s", readFile(t, logPath))
 		}
 	})
-	waitFor(t, "the fuse-host socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	// Answering, not just present: a killed fuse-host leaves its socket file.
+	waitFor(t, "fuse-host to answer", func() bool {
+		_, err := fusehost.Client{Socket: sock}.List(context.Background())
+		return err == nil
+	})
 	return cmd
 }
 
