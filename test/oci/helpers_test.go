@@ -102,8 +102,9 @@ func imageOf(t testing.TB, layers ...[]byte) v1.Image {
 // makes GETs of that blob send half the body and drop the connection.
 type loopRegistry struct {
 	host     string
-	failBlob atomic.Value // string
-	auth     atomic.Value // "user:pass" required when not ""
+	failBlob atomic.Value                  // string
+	auth     atomic.Value                  // "user:pass" required when not ""
+	gate     atomic.Pointer[chan struct{}] // blob GETs wait for it when set
 }
 
 func newRegistry(t testing.TB) *loopRegistry {
@@ -118,6 +119,9 @@ func newRegistry(t testing.TB) *loopRegistry {
 				http.Error(w, "unauthorized", http.StatusUnauthorized)
 				return
 			}
+		}
+		if g := r.gate.Load(); g != nil && req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/") {
+			<-*g
 		}
 		if f := r.failBlob.Load().(string); f != "" && req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/blobs/"+f) {
 			rec := httptest.NewRecorder()

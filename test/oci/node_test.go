@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -64,7 +65,11 @@ func mountCap() *csi.VolumeCapability {
 }
 
 func (n *node) stage(id, staging string, vc map[string]string) error {
-	_, err := n.ns.NodeStageVolume(context.Background(), &csi.NodeStageVolumeRequest{
+	return n.stageCtx(context.Background(), id, staging, vc)
+}
+
+func (n *node) stageCtx(ctx context.Context, id, staging string, vc map[string]string) error {
+	_, err := n.ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{
 		VolumeId: id, StagingTargetPath: staging, VolumeCapability: mountCap(), VolumeContext: vc})
 	return err
 }
@@ -190,4 +195,33 @@ func TestMidPullFailureLeavesNothingStaged(t *testing.T) {
 		t.Fatalf("retry: %v", err)
 	}
 	checkRuntimeView(t, staging)
+}
+
+// A pull slower than the CSI call's deadline: the call fails with
+// DeadlineExceeded, the conversion goes on, and the kubelet's retry stages
+// its result without pulling again.
+func TestSlowPullFinishesForTheRetry(t *testing.T) {
+	r := newRegistry(t)
+	src := r.push(t, "team/app", appImage(t))
+	gate := make(chan struct{})
+	r.gate.Store(&gate)
+	n := newNode(t, volume.AllowList{"oci://" + r.host})
+	staging := filepath.Join(n.root, "staging")
+	vc := map[string]string{"image": src}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := n.stageCtx(ctx, "pv-1", staging, vc); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("stage past its deadline: %v", err)
+	}
+	if a := n.conv.Active(); len(a) != 1 {
+		t.Fatalf("conversions under way: %+v", a)
+	}
+	close(gate)
+	if err := n.stage("pv-1", staging, vc); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	checkRuntimeView(t, staging)
+	if c := n.convs.Load(); c != 1 {
+		t.Fatalf("%d conversions, want the first one finished and reused", c)
+	}
 }
