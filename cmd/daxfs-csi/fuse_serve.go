@@ -88,7 +88,9 @@ func fuseServe(args []string) error {
 	if _, err := fusefs.CleanStale(f.mountpoint); err != nil {
 		return err
 	}
-	srv, err := fusefs.Mount(f.mountpoint, im, fusefs.Options{FSName: src.fsName, Debug: f.debug})
+	// NoSelfAccess: this process never opens files in the mount, so it
+	// sends itself no request a kill -9 could leave unanswered.
+	srv, err := fusefs.Mount(f.mountpoint, im, fusefs.Options{FSName: src.fsName, Debug: f.debug, NoSelfAccess: true})
 	if err != nil {
 		return err
 	}

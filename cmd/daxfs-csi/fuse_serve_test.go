@@ -81,8 +81,9 @@ func startServe(t *testing.T, mnt string, args ...string) *serveProc {
 		}
 	})
 	deadline := time.Now().Add(10 * time.Second)
-	// A dead mount may already be there: wait for one that answers.
-	for !isFuseMount(t, mnt) || unix.Statfs(mnt, &unix.Statfs_t{}) != nil {
+	// A dead mount may already be there: wait for a FUSE mount that
+	// answers (one statfs, so the check cannot straddle a detach).
+	for !answersFUSE(mnt) {
 		select {
 		case err := <-p.exited:
 			p.exited <- err
@@ -114,6 +115,13 @@ func (p *serveProc) wait(t *testing.T) int {
 		t.Fatalf("fuse-serve still running after 10s: %s", p.out)
 		return -1
 	}
+}
+
+const fuseSuperMagic = 0x65735546
+
+func answersFUSE(mnt string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(mnt, &st) == nil && st.Type == fuseSuperMagic
 }
 
 func isFuseMount(t *testing.T, mnt string) bool {
@@ -174,7 +182,14 @@ func TestFuseServeExitsWhenUnmounted(t *testing.T) {
 	if _, err := os.ReadDir(mnt); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Unmount(mnt, 0); err != nil {
+	// Retried: a path walk still in flight (the server's own start-up
+	// stat, anyone scanning /tmp) makes umount EBUSY for a moment.
+	err := unix.Unmount(mnt, 0)
+	for i := 0; errors.Is(err, unix.EBUSY) && i < 100; i++ {
+		time.Sleep(10 * time.Millisecond)
+		err = unix.Unmount(mnt, 0)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	if code := p.wait(t); code != 0 {

@@ -89,8 +89,13 @@ func TestStatfsAndMountinfo(t *testing.T) {
 			t.Errorf("mountinfo %q lacks %q", line, want)
 		}
 	}
-	if f := strings.Fields(line); len(f) < 6 || !strings.HasPrefix(f[5], "ro,") {
-		t.Errorf("mountinfo %q: mount is not ro", line)
+	f := strings.Fields(line)
+	if len(f) < 6 || !strings.HasPrefix(f[5], "ro,") {
+		t.Fatalf("mountinfo %q: mount is not ro", line)
+	}
+	ra, err := os.ReadFile("/sys/class/bdi/" + f[2] + "/read_ahead_kb")
+	if err != nil || strings.TrimSpace(string(ra)) != "1024" {
+		t.Errorf("read_ahead_kb of %s: %q %v, want 1024", f[2], ra, err)
 	}
 }
 

@@ -19,6 +19,7 @@ var (
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	guardFaults()
+	n.fsys.ra.set()
 	if !n.in.IsDir() {
 		return nil, syscall.ENOTDIR
 	}
@@ -80,6 +81,7 @@ func (f *filesys) dirIndex(dir uint32) map[string]uint32 {
 // never changes. The listing itself is read on the first READDIR, so a
 // reopen answered from the kernel's cache costs no scan.
 func (n *node) OpendirHandle(context.Context, uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	n.fsys.ra.set()
 	if !n.in.IsDir() {
 		return nil, 0, syscall.ENOTDIR
 	}

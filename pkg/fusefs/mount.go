@@ -22,8 +22,8 @@ type Server struct {
 	fsys       *filesys
 }
 
-// Mount serves im read-only at mountpoint and returns once the mount
-// answers (FUSE requests made while the handshake runs wait for it). It mounts directly (mount(2)), which needs CAP_SYS_ADMIN.
+// Mount serves im read-only at mountpoint; the mount answers when it
+// returns. It mounts directly (mount(2)), which needs CAP_SYS_ADMIN.
 func Mount(mountpoint string, im *image.Image, opts Options) (*Server, error) {
 	root, err := im.Inode(image.RootIno)
 	if err != nil {
@@ -66,26 +66,22 @@ func Mount(mountpoint string, im *image.Image, opts Options) (*Server, error) {
 		RootStableAttr:  &fs.StableAttr{Ino: image.RootIno, Mode: syscall.S_IFDIR},
 		Logger:          klog.NewStandardLogger("INFO"),
 	}
-	// Not fs.Mount: its WaitMount opens a file in the new mount (go-fuse's
-	// poll hack), and a server killed while holding a file on its own mount
-	// hangs forever in exit (the kernel flushes the file to the dead server).
 	srv, err := fuse.NewServer(fs.NewNodeFS(fsys.newNode(root), fopts), mountpoint, &fopts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("fusefs: mounting %s: %w", mountpoint, err)
 	}
+	fsys.ra = newReadAhead(mountpoint, opts.readAheadKB())
 	go srv.Serve()
-	// statfs always reaches the server, after the INIT handshake.
-	var st unix.Statfs_t
-	if err := unix.Statfs(mountpoint, &st); err != nil {
-		srv.Unmount()
-		return nil, fmt.Errorf("fusefs: mount %s does not answer: %w", mountpoint, err)
-	}
-	s := &Server{srv: srv, mountpoint: mountpoint, fsys: fsys}
-	if kb := opts.readAheadKB(); kb > 0 {
-		if err := setReadAhead(mountpoint, kb); err != nil {
-			klog.V(2).InfoS("Could not raise readahead; keeping the kernel default", "mountpoint", mountpoint, "err", err)
+	// Requests that arrive during the FUSE handshake wait for it, so the
+	// mount is usable now. The poll probe (see Options.NoSelfAccess) waits
+	// for the handshake too.
+	if !opts.NoSelfAccess {
+		if err := srv.WaitMount(); err != nil {
+			srv.Unmount()
+			return nil, fmt.Errorf("fusefs: mount %s did not come up: %w", mountpoint, err)
 		}
 	}
+	s := &Server{srv: srv, mountpoint: mountpoint, fsys: fsys}
 	return s, nil
 }
 

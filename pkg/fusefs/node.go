@@ -17,6 +17,7 @@ type filesys struct {
 	info   image.Info
 	idx    *indexCache
 	errs   *errLog
+	ra     *readAhead
 }
 
 // node is one image inode. Inodes are immutable, so the decoded copy taken
@@ -88,6 +89,7 @@ func blocks(in image.Inode) uint64 {
 }
 
 func (n *node) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.fsys.ra.set()
 	fillAttr(&out.Attr, n.in)
 	return 0
 }
@@ -95,6 +97,7 @@ func (n *node) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut) sy
 // Statfs describes the image: blocks of the mapped region, one file per
 // inode slot, nothing free.
 func (n *node) Statfs(_ context.Context, out *fuse.StatfsOut) syscall.Errno {
+	n.fsys.ra.set()
 	size := uint64(n.fsys.info.RegionSize)
 	*out = fuse.StatfsOut{
 		Blocks:  (size + image.BlockSize - 1) / image.BlockSize,

@@ -15,6 +15,13 @@ type Options struct {
 	// ReadAheadKB sets the mount's kernel readahead window (bdi
 	// read_ahead_kb). 0 means 1024; negative leaves the kernel default.
 	ReadAheadKB int
+	// NoSelfAccess promises that this process never opens files in its own
+	// mount (fuse-serve). Mount then skips go-fuse's poll probe, a request
+	// the server sends to itself: if the process were killed during it,
+	// its exit would hang forever waiting for its own answer. Processes
+	// that do open files in their mount need the probe: without it the Go
+	// runtime's epoll registration of such a file deadlocks the server.
+	NoSelfAccess bool
 	// LookupIndexBudget bounds how many directory entries the name indexes
 	// of big directories hold in total. 0 means DefaultLookupIndexBudget.
 	LookupIndexBudget int
