@@ -1,0 +1,112 @@
+package nodeserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// The deployed shape: `daxfs-csi serve --mode node --fuse-host-socket`
+// in a cgroup (its container), `daxfs-csi fuse-host` outside it. Killing the
+// whole cgroup leaves pods reading; the restarted serve unpublishes.
+// Skipped until serve has the flag.
+func TestServeContainerRestartWithFuseHost(t *testing.T) {
+	if daxfsCSIBin == "" {
+		t.Skip("daxfs-csi did not build (see TestMain output)")
+	}
+	if out, _ := exec.Command(daxfsCSIBin, "serve", "--help").CombinedOutput(); !strings.Contains(string(out), "fuse-host-socket") {
+		t.Skip("daxfs-csi serve has no --fuse-host-socket flag yet")
+	}
+	cg := newCgroup(t)
+	root := t.TempDir()
+	images := filepath.Join(root, "images")
+	must(t, os.MkdirAll(images, 0o755))
+	must(t, os.WriteFile(filepath.Join(images, "tree1.daxfs"), readFile(t, samplePath(t, "tree1.static.daxfs")), 0o644))
+	t.Cleanup(func() { cleanupRoot(t, root) })
+	hostSock := filepath.Join(root, "fuse-host.sock")
+	startFuseHost(t, hostSock, filepath.Join(root, "fuse-host.log"))
+	sock := filepath.Join(root, "csi.sock")
+
+	start := func() *exec.Cmd {
+		os.Remove(sock)
+		cmd := exec.Command(daxfsCSIBin, "serve", "--mode", "node", "--endpoint", "unix://"+sock,
+			"--node-id", "restart-node", "--pool", "memfile:"+filepath.Join(root, "pool"), "--pool-size", "64Mi",
+			"--state-dir", filepath.Join(root, "state"), "--allow-source", "file://"+images+"/",
+			"--fuse-host-socket", hostSock)
+		log, err := os.OpenFile(filepath.Join(root, "plugin.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		must(t, err)
+		defer log.Close()
+		cmd.Stdout, cmd.Stderr = log, log
+		must(t, cmd.Start())
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		must(t, cg.add(cmd.Process.Pid)) // before it can launch anything
+		waitFor(t, "the plugin socket", func() bool { _, err := os.Stat(sock); return err == nil })
+		return cmd
+	}
+	client := func() csi.NodeClient {
+		conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		must(t, err)
+		t.Cleanup(func() { conn.Close() })
+		return csi.NewNodeClient(conn)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	target := filepath.Join(root, "pods", "p", "vol")
+	pub := &csi.NodePublishVolumeRequest{VolumeId: "inline-serve", TargetPath: target,
+		VolumeCapability: mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER),
+		VolumeContext:    map[string]string{"image": "file://" + filepath.Join(images, "tree1.daxfs"), "csi.storage.k8s.io/ephemeral": "true"}}
+
+	plugin := start()
+	_, err := waitReady(ctx, client(), pub)
+	must(t, err)
+	servers := fuseServePIDs(root)
+	if len(servers) != 1 || cg.has(servers[0]) {
+		t.Fatalf("fuse-serve %v, want one outside the plugin's cgroup %v", servers, cg.pids())
+	}
+	f, err := os.Open(filepath.Join(target, "dir1", "sub1", "multi_mib.bin"))
+	must(t, err)
+	defer f.Close()
+	head := make([]byte, 100)
+	_, err = io.ReadFull(f, head)
+	must(t, err)
+
+	if killed := cg.killAll(); !slices.Contains(killed, plugin.Process.Pid) {
+		t.Fatalf("cgroup kill %v missed the plugin %d", killed, plugin.Process.Pid)
+	}
+	plugin.Wait()
+	rest, err := io.ReadAll(f)
+	h := sha256.Sum256(append(head, rest...))
+	if err != nil || hex.EncodeToString(h[:]) != manifestSHA(t, "tree1.manifest.json", "/dir1/sub1/multi_mib.bin") {
+		t.Fatalf("open reader after the container kill: %d bytes, %v, or wrong bytes", len(rest), err)
+	}
+	checkTree(t, target, "tree1.manifest.json")
+
+	start()
+	c := client()
+	_, err = waitReady(ctx, c, pub)
+	must(t, err)
+	if p := fuseServePIDs(root); !slices.Equal(p, servers) {
+		t.Errorf("fuse-serve %v after the restart, want the untouched %v", p, servers)
+	}
+	f.Close()
+	_, err = c.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: "inline-serve", TargetPath: target})
+	must(t, err)
+	if m := mountsUnder(root); len(m) != 0 {
+		t.Errorf("mounts left: %v", m)
+	}
+	if pids := fuseServePIDs(root); len(pids) != 0 {
+		t.Errorf("fuse-serve left running: %v", pids)
+	}
+}
