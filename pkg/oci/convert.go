@@ -133,16 +133,24 @@ func (c *Converter) Convert(ctx context.Context, src string) (Entry, error) {
 	if err != nil {
 		return Entry{}, fmt.Errorf("%w: %v", source.ErrUnsupported, err)
 	}
-	po, err := c.pullOptions(ctx)
-	if err != nil {
-		return Entry{}, err
+	// Credentials are only looked up when the registry is asked: a cached
+	// conversion of a pinned image needs none (as a node's image store).
+	var po pullOptions
+	var poErr error
+	var poOnce sync.Once
+	creds := func() (pullOptions, error) {
+		poOnce.Do(func() { po, poErr = c.pullOptions(ctx) })
+		return po, poErr
 	}
-	key, ref, err := c.key(ctx, s, po)
+	key, ref, err := c.key(ctx, s, creds)
 	if err != nil {
 		return Entry{}, err
 	}
 	if e, ok := c.cache.lookup(key); ok {
 		return e, nil
+	}
+	if po, err = creds(); err != nil {
+		return Entry{}, err
 	}
 	c.mu.Lock()
 	f := c.flights[key]
@@ -172,10 +180,10 @@ func (c *Converter) Convert(ctx context.Context, src string) (Entry, error) {
 // key names the cache entry: the OCI digest the source pins (a tag is
 // resolved once and remembered) plus the platform. Local sources are keyed
 // by their image manifest digest.
-func (c *Converter) key(ctx context.Context, s Source, po pullOptions) (string, name.Reference, error) {
-	plat := strings.ReplaceAll(platformString(po.Platform), "/", "-")
+func (c *Converter) key(ctx context.Context, s Source, creds func() (pullOptions, error)) (string, name.Reference, error) {
+	plat := strings.ReplaceAll(platformString(*c.opts.Platform), "/", "-")
 	if s.Kind != KindRegistry {
-		img, err := openImage(ctx, s, nil, po)
+		img, err := openImage(ctx, s, nil, pullOptions{Platform: *c.opts.Platform})
 		if err != nil {
 			return "", nil, err
 		}
@@ -185,7 +193,7 @@ func (c *Converter) key(ctx context.Context, s Source, po pullOptions) (string, 
 		}
 		return d.Hex + "-" + plat, nil, nil
 	}
-	d, err := c.pin(ctx, s, po)
+	d, err := c.pin(ctx, s, creds)
 	if err != nil {
 		return "", nil, err
 	}
@@ -194,7 +202,7 @@ func (c *Converter) key(ctx context.Context, s Source, po pullOptions) (string, 
 
 // pin resolves a tag-only source once per node: the answer is kept in
 // memory and under tags/, so a moving tag never changes a node's volumes.
-func (c *Converter) pin(ctx context.Context, s Source, po pullOptions) (name.Digest, error) {
+func (c *Converter) pin(ctx context.Context, s Source, creds func() (pullOptions, error)) (name.Digest, error) {
 	if d, ok := s.Ref.(name.Digest); ok {
 		return d, nil
 	}
@@ -208,6 +216,10 @@ func (c *Converter) pin(ctx context.Context, s Source, po pullOptions) (name.Dig
 	}
 	if known != "" {
 		return s.Ref.Context().Digest(known), nil
+	}
+	po, err := creds()
+	if err != nil {
+		return name.Digest{}, err
 	}
 	d, err := pinned(ctx, s, po)
 	if err != nil {

@@ -381,11 +381,15 @@ func TestPullSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Convert(source.WithPullSecret(ctx, "../etc"), src); err == nil {
+	if _, err := newConverter(t, t.TempDir(), func(o *Options) { o.PullSecretDir = secrets }).Convert(source.WithPullSecret(ctx, "../etc"), src); err == nil {
 		t.Fatal("path in pullSecret accepted")
 	}
-	// Note: a cached conversion is served by digest without credentials,
-	// as a node's image store does; so ask a node that has none.
+	// A cached conversion of a pinned image is served without asking for
+	// credentials, as a node's image store does...
+	if _, err := c.Convert(source.WithPullSecret(ctx, "missing"), src); err != nil {
+		t.Fatalf("cached image with an unreadable secret: %v", err)
+	}
+	// ...while a node that must pull reports the missing secret.
 	fresh := newConverter(t, t.TempDir(), func(o *Options) { o.PullSecretDir = secrets })
 	if _, err := fresh.Convert(source.WithPullSecret(ctx, "missing"), src); err == nil || strings.Contains(err.Error(), "s3cr3t") {
 		t.Fatalf("missing secret: %v", err)
