@@ -54,6 +54,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	registrationDir string
 	kubeletRegPath  string
+	fuseHostSocket  string
 }
 
 // parseServeFlags reads the flags; the names are the acceptance contract.
@@ -78,6 +79,7 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, wait this long for in-flight calls")
 	fs.StringVar(&c.registrationDir, "registration-dir", "", "serve kubelet plugin registration in this dir (the kubelet's plugins_registry), in place of node-driver-registrar; empty disables")
 	fs.StringVar(&c.kubeletRegPath, "kubelet-registration-path", "", "the CSI socket path as the kubelet sees it (default: the --endpoint path)")
+	fs.StringVar(&c.fuseHostSocket, "fuse-host-socket", "", "have the fuse-host sidecar (daxfs-csi fuse-host --socket) launch fuse-serve, so FUSE mounts outlive a restart of this container; empty: launch them ourselves")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -158,14 +160,15 @@ func serve(args []string) error {
 	var node *nodeserver.NodeServer
 	if mode != driver.ModeController {
 		node, err = nodeserver.New(nodeserver.Options{
-			NodeID:       c.nodeID,
-			Pool:         pool,
-			PoolSpec:     c.pool,
-			StateDir:     c.stateDir,
-			AllowSources: volume.AllowList(c.allowSources),
-			MountMode:    volume.MountMode(c.mountMode),
-			KeepUnused:   c.keepUnused,
-			MaxVolumes:   c.maxVolumes,
+			NodeID:         c.nodeID,
+			Pool:           pool,
+			PoolSpec:       c.pool,
+			StateDir:       c.stateDir,
+			AllowSources:   volume.AllowList(c.allowSources),
+			MountMode:      volume.MountMode(c.mountMode),
+			KeepUnused:     c.keepUnused,
+			MaxVolumes:     c.maxVolumes,
+			FuseHostSocket: c.fuseHostSocket,
 			OnStage: func(digest, backend string, d time.Duration) {
 				metrics.Default.ObserveStage(backend, d)
 			},

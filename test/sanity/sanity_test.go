@@ -457,3 +457,102 @@ func grepDaxfs(text string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestFuseHostSidecar runs serve with --fuse-host-socket: the image's
+// fuse-serve is launched by the fuse-host process (its parent), not by the
+// plugin, and the published volume reads.
+func TestFuseHostSidecar(t *testing.T) {
+	dir := t.TempDir()
+	t.Cleanup(func() { cleanupMounts(t, dir) })
+	imageDir := filepath.Join(dir, "images")
+	os.MkdirAll(imageDir, 0o755)
+	img := testImage(t, imageDir)
+	bin := buildBinary(t, dir)
+
+	sock := filepath.Join(dir, "fuse-host.sock")
+	host := exec.Command(bin, "fuse-host", "--socket", sock)
+	hostLog, _ := os.Create(filepath.Join(dir, "fuse-host.log"))
+	host.Stdout, host.Stderr = hostLog, hostLog
+	if err := host.Start(); err != nil {
+		t.Fatal(err)
+	}
+	hostDone := make(chan struct{})
+	go func() { host.Wait(); hostLog.Close(); close(hostDone) }()
+	t.Cleanup(func() {
+		host.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-hostDone:
+		case <-time.After(20 * time.Second):
+			host.Process.Kill()
+			<-hostDone
+		}
+	})
+	for i := 0; ; i++ {
+		if fi, err := os.Stat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			break
+		}
+		if i > 600 {
+			b, _ := os.ReadFile(filepath.Join(dir, "fuse-host.log"))
+			t.Fatalf("no fuse-host socket after 60s:\n%s", b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	srv := startServer(t, bin, filepath.Join(dir, "run"), imageDir, "--fuse-host-socket", sock, "--mount-mode", "fuse")
+	conn, err := grpc.NewClient(srv.endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ctrl, node := csi.NewControllerClient(conn), csi.NewNodeClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	reader := &csi.VolumeCapability{
+		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY},
+		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+	}
+	v, err := ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-fh",
+		Parameters: map[string]string{"image": "file://" + img}, VolumeCapabilities: []*csi.VolumeCapability{reader}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, vctx := v.GetVolume().GetVolumeId(), v.GetVolume().GetVolumeContext()
+	staging, target := filepath.Join(dir, "staging"), filepath.Join(dir, "pod", "mount")
+	os.MkdirAll(staging, 0o750)
+	os.MkdirAll(filepath.Dir(target), 0o750)
+	if _, err := node.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: id, StagingTargetPath: staging,
+		VolumeCapability: reader, VolumeContext: vctx}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		node.NodeUnstageVolume(context.Background(), &csi.NodeUnstageVolumeRequest{VolumeId: id, StagingTargetPath: staging})
+	})
+	if _, err := node.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: id, StagingTargetPath: staging,
+		TargetPath: target, VolumeCapability: reader, VolumeContext: vctx, Readonly: true}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		node.NodeUnpublishVolume(context.Background(), &csi.NodeUnpublishVolumeRequest{VolumeId: id, TargetPath: target})
+	})
+	if got, err := os.ReadFile(filepath.Join(target, "hello.txt")); err != nil || !bytes.Equal(got, testFiles["hello.txt"]) {
+		t.Fatalf("read through the volume: %q, %v", got, err)
+	}
+
+	// The image's FUSE server is a child of fuse-host, not of the plugin.
+	var parents []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(b, []byte("fuse-serve")) || !bytes.Contains(b, []byte(dir)) {
+			continue
+		}
+		st, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "status"))
+		if m := regexp.MustCompile(`(?m)^PPid:\s+(\d+)`).FindSubmatch(st); m != nil {
+			ppid, _ := strconv.Atoi(string(m[1]))
+			parents = append(parents, ppid)
+		}
+	}
+	if len(parents) != 1 || parents[0] != host.Process.Pid {
+		t.Fatalf("fuse-serve parents %v, want exactly fuse-host (pid %d); plugin pid %d", parents, host.Process.Pid, srv.cmd.Process.Pid)
+	}
+}
