@@ -8,12 +8,14 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/oci"
 )
 
-// image build of an oci:// or docker-archive: source writes the same bytes
+// image build of an oci://, docker-archive: or oci-layout: source writes the same bytes
 // the node's converter makes.
 func TestImageBuildCommand(t *testing.T) {
 	r := newRegistry(t)
@@ -33,7 +35,15 @@ func TestImageBuildCommand(t *testing.T) {
 	if err := tarball.WriteToFile(archive, tag, img); err != nil {
 		t.Fatal(err)
 	}
-	for i, s := range []string{src, "docker-archive:" + archive} {
+	lp := filepath.Join(dir, "layout")
+	p, err := layout.Write(lp, empty.Index)
+	if err == nil {
+		err = p.AppendImage(img)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range []string{src, "docker-archive:" + archive, "oci-layout:" + lp} {
 		out := filepath.Join(dir, "out"+string(rune('0'+i))+".daxfs")
 		cmd := exec.Command(daxfsCSI, "image", "build", s, "-o", out)
 		cmd.Env = append(cmd.Environ(), "DOCKER_CONFIG="+dir) // no credentials: anonymous
