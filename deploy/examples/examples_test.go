@@ -85,4 +85,26 @@ func TestManifests(t *testing.T) {
 	if prop["/var/lib/kubelet"] != corev1.MountPropagationBidirectional || prop["/dev"] != corev1.MountPropagationBidirectional {
 		t.Errorf("mount propagation = %v, want Bidirectional for the kubelet dir and /dev", prop)
 	}
+	// The fuse-host sidecar: same image, same kubelet and state paths,
+	// one pid namespace.
+	spec := ds.Spec.Template.Spec
+	if spec.ShareProcessNamespace == nil || !*spec.ShareProcessNamespace {
+		t.Error("pod does not share its pid namespace with fuse-host")
+	}
+	var host *corev1.Container
+	for i := range spec.Containers {
+		if spec.Containers[i].Name == "fuse-host" {
+			host = &spec.Containers[i]
+		}
+	}
+	if host == nil || host.Image != c.Image || !*host.SecurityContext.Privileged {
+		t.Fatalf("fuse-host sidecar = %+v", host)
+	}
+	paths := map[string]bool{}
+	for _, m := range host.VolumeMounts {
+		paths[m.MountPath] = m.MountPropagation != nil && *m.MountPropagation == corev1.MountPropagationBidirectional
+	}
+	if !paths["/var/lib/kubelet"] || !paths["/var/lib/daxfs-csi"] {
+		t.Errorf("fuse-host mounts %v: kubelet and state dirs must match the plugin's, Bidirectional", paths)
+	}
 }
