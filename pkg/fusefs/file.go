@@ -14,6 +14,7 @@ var (
 	_ fs.NodeOpener     = (*node)(nil)
 	_ fs.NodeReader     = (*node)(nil)
 	_ fs.NodeReadlinker = (*node)(nil)
+	_ fs.NodeFlusher    = (*node)(nil)
 )
 
 // noOpen answers OPEN with ENOSYS: the kernel then stops sending OPEN and
@@ -73,3 +74,7 @@ func (n *node) Readlink(context.Context) ([]byte, syscall.Errno) {
 	}
 	return []byte(t), 0
 }
+
+// Flush answers ENOSYS: there is nothing to flush, and the kernel then
+// stops sending FLUSH on every close for the whole mount.
+func (n *node) Flush(context.Context, fs.FileHandle) syscall.Errno { return syscall.ENOSYS }
