@@ -27,6 +27,9 @@ type resolved struct {
 	Size   int64
 	Mode   volume.MountMode // effective: the volume's, or the node default for auto
 	Strict bool             // the volume itself named the backend
+	// PullSecret names the secret an oci:// source is pulled with
+	// (NAMESPACE/NAME or NAME); empty for other sources.
+	PullSecret string
 }
 
 // stageTimeout bounds one fetch+fill. Staging runs detached from the
@@ -55,7 +58,7 @@ func (s *NodeServer) resolve(ctx context.Context, a volume.Attributes) (resolved
 			digest = s.digests.get(key)
 		}
 	}
-	r, err := s.opts.Fetcher.Resolve(ctx, a.Image, digest)
+	r, err := s.opts.Fetcher.Resolve(source.WithPullSecret(ctx, a.PullSecretRef()), a.Image, digest)
 	if err != nil {
 		return resolved{}, fmt.Errorf("resolve image: %w", err)
 	}
@@ -66,7 +69,7 @@ func (s *NodeServer) resolve(ctx context.Context, a volume.Attributes) (resolved
 		return resolved{}, volume.WithCode(codes.InvalidArgument, fmt.Errorf("image %s is empty", a.Image))
 	}
 	mode, strict := s.effectiveMode(a.Mount)
-	return resolved{URI: a.Image, Digest: r.Digest, Size: r.Size, Mode: mode, Strict: strict}, nil
+	return resolved{URI: a.Image, Digest: r.Digest, Size: r.Size, Mode: mode, Strict: strict, PullSecret: a.PullSecretRef()}, nil
 }
 
 // ensureImage makes r staged in the pool and mounted once under the state
@@ -181,7 +184,7 @@ func (s *NodeServer) fill(ctx context.Context, r resolved) func(dst []byte) erro
 		if int64(len(dst)) != r.Size {
 			return fmt.Errorf("fill %s: extent holds %d bytes, image has %d", r.Digest, len(dst), r.Size)
 		}
-		rc, size, err := s.opts.Fetcher.Open(ctx, r.URI)
+		rc, size, err := s.opts.Fetcher.Open(source.WithPullSecret(ctx, r.PullSecret), r.URI)
 		if err != nil {
 			return fmt.Errorf("fill %s: %w", r.Digest, err)
 		}

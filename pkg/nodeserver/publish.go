@@ -125,7 +125,7 @@ func (s *NodeServer) publishEphemeral(ctx context.Context, req *csi.NodePublishV
 	if err != nil {
 		return nil, volume.Status(err)
 	}
-	rec = &state.Volume{VolumeID: id, Digest: r.Digest, Ephemeral: true, Context: a.Context(),
+	rec = &state.Volume{VolumeID: id, Digest: r.Digest, Ephemeral: true, Context: recordedContext(a),
 		Targets: map[string]state.Target{target: want}}
 	if err := s.addVolume(ctx, r, rec); err != nil {
 		return nil, volume.Status(err)

@@ -62,7 +62,7 @@ func (s *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolu
 	if err != nil {
 		return nil, volume.Status(err)
 	}
-	rec = &state.Volume{VolumeID: id, Digest: r.Digest, StagingPath: staging, Context: a.Context()}
+	rec = &state.Volume{VolumeID: id, Digest: r.Digest, StagingPath: staging, Context: recordedContext(a)}
 	if err := s.addVolume(ctx, r, rec); err != nil {
 		return nil, volume.Status(err)
 	}
@@ -208,12 +208,24 @@ func (s *NodeServer) ensureImageFor(ctx context.Context, rec *state.Volume) erro
 		size = e.Length
 	} else {
 		// Gone from the pool and from our records: fetch it again.
-		r, err := s.resolve(ctx, volume.Attributes{Image: a.Image, Digest: rec.Digest, Mount: a.Mount})
+		a.Digest = rec.Digest // keeps the pull secret and everything else the volume said
+		r, err := s.resolve(ctx, a)
 		if err != nil {
 			return err
 		}
 		size = r.Size
 	}
-	_, err = s.ensureImage(ctx, resolved{URI: a.Image, Digest: rec.Digest, Size: size, Mode: mode, Strict: strict})
+	_, err = s.ensureImage(ctx, resolved{URI: a.Image, Digest: rec.Digest, Size: size, Mode: mode, Strict: strict, PullSecret: a.PullSecretRef()})
 	return err
+}
+
+// recordedContext is what the state dir keeps of a volume's attributes: the
+// canonical context with the pull secret qualified by the pod's namespace,
+// which the kubelet does not send again after a restart.
+func recordedContext(a volume.Attributes) map[string]string {
+	m := a.Context()
+	if ref := a.PullSecretRef(); ref != "" {
+		m[volume.AttrPullSecret] = ref
+	}
+	return m
 }
