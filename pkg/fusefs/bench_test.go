@@ -17,8 +17,9 @@ import (
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 )
 
-// Benchmarks compare the FUSE mount with the same tree copied to tmpfs, on
-// a tree of many small files plus a few big ones. Run as root:
+// Benchmarks compare the FUSE mount with the same tree copied to tmpfs (and,
+// when the tools are installed, kernel erofs on a loop device and
+// squashfuse), on a tree of many small files plus a few big ones. As root:
 //
 //	go test -run '^$' -bench . -benchtime 5x ./pkg/fusefs
 //
@@ -108,7 +109,9 @@ func benchTargets(b *testing.B) map[string]string {
 		b.Fatal(err)
 	}
 	_, mnt := mountTest(b, im, Options{})
-	return map[string]string{"fuse": mnt, "tmpfs": tmpfs}
+	targets := otherTargets(b, tmpfs)
+	targets["fuse"], targets["tmpfs"] = mnt, tmpfs
+	return targets
 }
 
 func walkStat(b *testing.B, dir string) int {
@@ -169,8 +172,11 @@ func tarSize(b *testing.B, dir string) int64 {
 
 func benchWarm(b *testing.B, run func(*testing.B, string) int64) {
 	targets := benchTargets(b)
-	for _, name := range []string{"fuse", "tmpfs"} {
-		dir := targets[name]
+	for _, name := range []string{"fuse", "tmpfs", "erofs", "squashfuse"} {
+		dir, ok := targets[name]
+		if !ok {
+			continue
+		}
 		b.Run(name, func(b *testing.B) {
 			run(b, dir) // fill the caches
 			b.ResetTimer()
