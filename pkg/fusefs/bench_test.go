@@ -242,3 +242,33 @@ func BenchmarkColdFUSE(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkColdBigFiles reads the big files on a fresh mount, with the
+// kernel's 128 KiB readahead and with the 1 MiB window Mount sets.
+func BenchmarkColdBigFiles(b *testing.B) {
+	img, _ := benchTree(b)
+	im, err := image.OpenBytes(img)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, ra := range []int{-1, 1024} {
+		name := "readahead-default"
+		if ra > 0 {
+			name = fmt.Sprintf("readahead-%dk", ra)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(benchBigFiles * benchBigSize)
+			for b.Loop() {
+				b.StopTimer()
+				s, mnt := mountTest(b, im, Options{ReadAheadKB: ra})
+				b.StartTimer()
+				if n := readAll(b, filepath.Join(mnt, "big")); n != benchBigFiles*benchBigSize {
+					b.Fatalf("read %d bytes", n)
+				}
+				b.StopTimer()
+				unmountTest(b, s)
+				b.StartTimer()
+			}
+		})
+	}
+}
