@@ -87,3 +87,23 @@ func TestTruncatedMappedImageGivesEIO(t *testing.T) {
 		t.Errorf("server died: %v", err)
 	}
 }
+
+// TestAllowOtherOff: without allow_other only the mounting user gets in.
+func TestAllowOtherOff(t *testing.T) {
+	off := false
+	_, mnt := mountTest(t, openSample(t, "tree1.static.daxfs", true), Options{AllowOther: &off})
+	if err := os.Chmod(filepath.Dir(mnt), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("cat", filepath.Join(mnt, "small.txt"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("nobody read through a mount without allow_other: %q", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "small.txt")); err != nil || len(b) != 12 {
+		t.Errorf("owner read: %q %v", b, err)
+	}
+	if strings.Contains(mountinfoLine(t, mnt), "allow_other") {
+		t.Errorf("allow_other in %q", mountinfoLine(t, mnt))
+	}
+}
