@@ -84,6 +84,12 @@ func fuseServe(args []string) error {
 	if err := im.Validate(); err != nil {
 		return fmt.Errorf("image %s is corrupt, refusing to mount it: %w", src.name, err)
 	}
+	select {
+	case sig := <-sigs: // asked to stop while validating: never mount
+		klog.InfoS("Stopping before mounting", "signal", sig.String())
+		return nil
+	default:
+	}
 	// A server killed earlier leaves a dead mount that would fail ours.
 	if _, err := fusefs.CleanStale(f.mountpoint); err != nil {
 		return err
