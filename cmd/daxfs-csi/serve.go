@@ -7,16 +7,19 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"k8s.io/klog/v2"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/driver"
 	"github.com/daxfs-csi/daxfs-csi/pkg/metrics"
+	"github.com/daxfs-csi/daxfs-csi/pkg/nodeagent"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver"
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
@@ -55,6 +58,13 @@ type serveConfig struct {
 	registrationDir string
 	kubeletRegPath  string
 	fuseHostSocket  string
+
+	poolSet        bool // --pool given: a cluster-mode controller opens it only then
+	kubeconfig     string
+	cluster        bool
+	heartbeatTTL   time.Duration
+	reportInterval time.Duration
+	ociCacheSize   string
 }
 
 // parseServeFlags reads the flags; the names are the acceptance contract.
@@ -80,12 +90,21 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	fs.StringVar(&c.registrationDir, "registration-dir", "", "serve kubelet plugin registration in this dir (the kubelet's plugins_registry), in place of node-driver-registrar; empty disables")
 	fs.StringVar(&c.kubeletRegPath, "kubelet-registration-path", "", "the CSI socket path as the kubelet sees it (default: the --endpoint path)")
 	fs.StringVar(&c.fuseHostSocket, "fuse-host-socket", "", "have the fuse-host sidecar (daxfs-csi fuse-host --socket) launch fuse-serve, so FUSE mounts outlive a restart of this container; empty: launch them ourselves")
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "cluster mode with this kubeconfig: the controller answers topology and capacity from DaxNodes, the node keeps its DaxNode and pre-stages placed images")
+	fs.BoolVar(&c.cluster, "cluster", false, "cluster mode with the in-cluster config (or $KUBECONFIG); without it or --kubeconfig the server is per node")
+	fs.DurationVar(&c.heartbeatTTL, "heartbeat-ttl", 0, "cluster mode: a DaxNode whose heartbeat is older counts for no capacity (default: the controller's)")
+	fs.DurationVar(&c.reportInterval, "node-report-interval", 0, "cluster mode: how often the node reports its DaxNode and syncs placements (default 20s)")
+	fs.StringVar(&c.ociCacheSize, "oci-cache-size", "10Gi", "cap on converted oci:// images kept in <state-dir>/oci (Ki/Mi/Gi/Ti); 0: no cap")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
 		return nil, usageError{err.Error()}
+	}
+	fs.Visit(func(f *flag.Flag) { c.poolSet = c.poolSet || f.Name == "pool" })
+	if _, err := daxdev.ParseSize(c.ociCacheSize); err != nil && c.ociCacheSize != "0" {
+		return nil, usageError{"--oci-cache-size: " + err.Error()}
 	}
 	if fs.NArg() > 0 {
 		return nil, usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
@@ -125,28 +144,45 @@ func serve(args []string) error {
 		return err
 	}
 	defer klog.Flush()
-	// The oci:// converter's cache belongs with the rest of our state
-	// unless the environment says otherwise (pkg/oci reads it on first use).
-	if os.Getenv("DAXFS_CSI_OCI_DIR") == "" {
-		os.Setenv("DAXFS_CSI_OCI_DIR", filepath.Join(c.stateDir, "oci"))
-	}
 	mode, _ := driver.ParseMode(c.mode)
 	size, _ := daxdev.ParseSize(c.poolSize)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 
-	pool, err := daxdev.OpenPool(c.pool, daxdev.PoolOptions{Size: size, Init: true, Force: c.poolForce})
+	kcfg, err := clusterConfig(c)
 	if err != nil {
-		return fmt.Errorf("open pool %s: %w", c.pool, err)
+		return err
 	}
-	defer pool.Close()
-	info := pool.Info()
-	klog.InfoS("Pool open", "spec", c.pool, "id", info.ID, "kind", info.Kind, "size", info.Size, "align", info.Align)
+	var k *kube
+	if kcfg != nil {
+		objs := []client.Object{&daxv1.DaxNode{}}
+		if mode != driver.ModeController {
+			objs = append(objs, &daxv1.DaxImage{})
+		}
+		if k, err = startKube(ctx, kcfg, objs...); err != nil {
+			return err
+		}
+	}
+	if err := setupOCI(c, k); err != nil {
+		return err
+	}
+
+	var pool *daxdev.Pool
+	if mode != driver.ModeController || k == nil || c.poolSet {
+		pool, err = daxdev.OpenPool(c.pool, daxdev.PoolOptions{Size: size, Init: true, Force: c.poolForce})
+		if err != nil {
+			return fmt.Errorf("open pool %s: %w", c.pool, err)
+		}
+		defer pool.Close()
+		info := pool.Info()
+		klog.InfoS("Pool open", "spec", c.pool, "id", info.ID, "kind", info.Kind, "size", info.Size, "align", info.Align)
+	}
 
 	opts := driver.Options{
 		DriverName:      c.driverName,
 		NodeID:          c.nodeID,
 		Mode:            mode,
 		Endpoint:        c.endpoint,
-		Pool:            driver.PoolOf(pool),
 		StateDir:        c.stateDir,
 		AllowSources:    c.allowSources,
 		ProbePaths:      []string{c.stateDir},
@@ -156,6 +192,12 @@ func serve(args []string) error {
 
 		RegistrationDir:         c.registrationDir,
 		KubeletRegistrationPath: c.kubeletRegPath,
+	}
+	if pool != nil {
+		opts.Pool = driver.PoolOf(pool)
+	}
+	if k != nil && mode.Controller() {
+		opts.Cluster = newClusterView(k, c.heartbeatTTL)
 	}
 	var node *nodeserver.NodeServer
 	if mode != driver.ModeController {
@@ -184,9 +226,24 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	return d.Run(ctx)
+	if k == nil || node == nil {
+		return d.Run(ctx)
+	}
+	// The agent stops with the server: Run returns on SIGTERM (ctx) or a
+	// serve failure, and the agent's context ends with it.
+	actx, cancel := context.WithCancel(ctx)
+	agentDone := make(chan struct{})
+	go func() {
+		defer close(agentDone)
+		a := &nodeagent.Agent{Client: k.client, NodeName: c.nodeID, Pools: []*daxdev.Pool{pool},
+			Stager: node, CopyNodeLabels: true, Interval: c.reportInterval}
+		klog.InfoS("Node agent started", "node", c.nodeID, "interval", a.Interval)
+		_ = a.Run(actx)
+	}()
+	err = d.Run(ctx)
+	cancel()
+	<-agentDone
+	return err
 }
 
 func imagesOf(st []nodeserver.ImageStatus) []metrics.Image {

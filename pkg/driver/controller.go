@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,9 +22,9 @@ import (
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
-// controllerServer runs per node for now (external-provisioner
-// --node-deployment): capacity and topology are this node's pool. See
-// docs/controller.md.
+// controllerServer runs per node (external-provisioner --node-deployment:
+// capacity and topology are this node's pool) or, with Options.Cluster, for
+// the whole cluster from DaxNode reports. See docs/controller.md.
 type controllerServer struct {
 	csi.UnimplementedControllerServer
 	opts    *Options
@@ -170,11 +171,11 @@ func (s *controllerServer) CreateVolume(ctx context.Context, req *csi.CreateVolu
 	if err := s.allow.Check(a.Image); err != nil {
 		return nil, err
 	}
-	space, err := s.opts.Pool.Space()
+	space, err := s.space()
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "device pool: %v", err)
+		return nil, err
 	}
-	if ar := req.GetAccessibilityRequirements(); len(ar.GetRequisite()) > 0 {
+	if ar := req.GetAccessibilityRequirements(); s.opts.Cluster == nil && len(ar.GetRequisite()) > 0 {
 		ok := false
 		for _, t := range ar.GetRequisite() {
 			ok = ok || s.reachable(t, space)
@@ -193,13 +194,23 @@ func (s *controllerServer) CreateVolume(ctx context.Context, req *csi.CreateVolu
 	if err := checkImageFile(a.Image, res.Size); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "image %s: %v", a.Image, err)
 	}
+	var topology []map[string]string
+	if s.opts.Cluster != nil {
+		if space.Align, err = s.opts.Cluster.Align(ctx); err != nil {
+			return nil, status.Errorf(codes.Unavailable, "cluster pools: %v", err)
+		}
+	}
 	need := roundUp(res.Size, space.Align)
 	if limBytes > 0 && need > limBytes {
 		return nil, status.Errorf(codes.OutOfRange,
 			"image %s needs %d bytes of device memory (%d rounded to the pool align %d), above the limit %d",
 			a.Image, need, res.Size, space.Align, limBytes)
 	}
-	if _, staged := s.opts.Pool.Staged(res.Digest); !staged && need > space.Size {
+	if s.opts.Cluster != nil {
+		if topology, err = s.clusterTopology(ctx, req.GetAccessibilityRequirements().GetRequisite(), res.Digest, need); err != nil {
+			return nil, err
+		}
+	} else if _, staged := s.opts.Pool.Staged(res.Digest); !staged && need > space.Size {
 		return nil, status.Errorf(codes.ResourceExhausted, "image %s needs %d bytes, the pool holds %d", a.Image, need, space.Size)
 	}
 
@@ -214,6 +225,7 @@ func (s *controllerServer) CreateVolume(ctx context.Context, req *csi.CreateVolu
 		ImageSize: res.Size,
 		Capacity:  max(reqBytes, need),
 		Created:   time.Now().UTC(),
+		Topology:  topology,
 	}
 	got, err := s.journal.add(e)
 	if err != nil {
@@ -235,20 +247,81 @@ func (s *controllerServer) existing(e *journalEntry, params map[string]string, r
 	if (reqBytes > 0 && e.Capacity < reqBytes) || (limBytes > 0 && e.Capacity > limBytes) {
 		return nil, status.Errorf(codes.AlreadyExists, "volume %q exists with capacity %d, outside [%d, %d]", e.Name, e.Capacity, reqBytes, limBytes)
 	}
-	space, err := s.opts.Pool.Space()
+	space, err := s.space()
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "device pool: %v", err)
+		return nil, err
 	}
 	return &csi.CreateVolumeResponse{Volume: s.csiVolume(e, space)}, nil
 }
 
 func (s *controllerServer) csiVolume(e *journalEntry, space PoolSpace) *csi.Volume {
+	topo := []*csi.Topology{s.topology(space)}
+	if len(e.Topology) > 0 || s.opts.Pool == nil {
+		topo = topo[:0]
+		for _, seg := range e.Topology {
+			topo = append(topo, &csi.Topology{Segments: maps.Clone(seg)})
+		}
+	}
 	return &csi.Volume{
 		VolumeId:           e.ID,
 		CapacityBytes:      e.Capacity,
 		VolumeContext:      maps.Clone(e.Context),
-		AccessibleTopology: []*csi.Topology{s.topology(space)},
+		AccessibleTopology: topo,
 	}
+}
+
+// space is this node's pool; a cluster-mode controller without one gets
+// a zero PoolSpace (its volumes carry their own topology).
+func (s *controllerServer) space() (PoolSpace, error) {
+	if s.opts.Pool == nil {
+		return PoolSpace{}, nil
+	}
+	space, err := s.opts.Pool.Space()
+	if err != nil {
+		return PoolSpace{}, status.Errorf(codes.Unavailable, "device pool: %v", err)
+	}
+	return space, nil
+}
+
+// clusterTopology lists the segments whose pools can hold need bytes of
+// digest and that a requisite topology (if any) allows: those holding a
+// copy first; when none fits, any pool with room (the node stages on
+// first use).
+func (s *controllerServer) clusterTopology(ctx context.Context, requisite []*csi.Topology, digest string, need int64) ([]map[string]string, error) {
+	for _, d := range []string{digest, ""} {
+		segs, err := s.opts.Cluster.Topology(ctx, d)
+		if err != nil {
+			return nil, status.Errorf(codes.Unavailable, "cluster topology: %v", err)
+		}
+		var fit []map[string]string
+		for _, seg := range segs {
+			if len(requisite) > 0 && !slices.ContainsFunc(requisite, func(t *csi.Topology) bool { return segmentIn(t.GetSegments(), seg) }) {
+				continue
+			}
+			c, err := s.opts.Cluster.Capacity(ctx, seg, digest)
+			if err != nil {
+				return nil, status.Errorf(codes.Unavailable, "cluster capacity: %v", err)
+			}
+			if c >= need {
+				fit = append(fit, seg)
+			}
+		}
+		if len(fit) > 0 {
+			return fit, nil
+		}
+	}
+	return nil, status.Errorf(codes.ResourceExhausted,
+		"no live node pool (DaxNode) allowed by the requisite topology has %d bytes free for image %s", need, digest)
+}
+
+// segmentIn: every key the constraint sets has the segment's value.
+func segmentIn(constraint, seg map[string]string) bool {
+	for k, v := range constraint {
+		if seg[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // DeleteVolume forgets the volume; the image's extent is freed by the node
@@ -310,9 +383,9 @@ func (s *controllerServer) ListVolumes(ctx context.Context, req *csi.ListVolumes
 			return nil, status.Errorf(codes.Aborted, "starting_token %q was not issued by this plugin", tok)
 		}
 	}
-	space, err := s.opts.Pool.Space()
+	space, err := s.space()
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "device pool: %v", err)
+		return nil, err
 	}
 	resp := &csi.ListVolumesResponse{}
 	for _, e := range s.journal.list() {
@@ -331,13 +404,16 @@ func (s *controllerServer) ListVolumes(ctx context.Context, req *csi.ListVolumes
 // GetCapacity reports the free device memory of this node's pool. With
 // parameters naming an image whose digest is already staged, that extent
 // counts as free too: a volume of that digest needs no new memory.
+//
+// In cluster mode the answer is the DaxNode view of the requested segment
+// (all pools when none is given): the best single pool, by the same rule.
 func (s *controllerServer) GetCapacity(ctx context.Context, req *csi.GetCapacityRequest) (*csi.GetCapacityResponse, error) {
-	space, err := s.opts.Pool.Space()
+	space, err := s.space()
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "device pool: %v", err)
+		return nil, err
 	}
 	zero := &csi.GetCapacityResponse{AvailableCapacity: 0}
-	if t := req.GetAccessibleTopology(); t != nil && !s.reachable(t, space) {
+	if t := req.GetAccessibleTopology(); s.opts.Cluster == nil && t != nil && !s.reachable(t, space) {
 		return zero, nil
 	}
 	var a volume.Attributes
@@ -354,12 +430,20 @@ func (s *controllerServer) GetCapacity(ctx context.Context, req *csi.GetCapacity
 			return zero, nil
 		}
 	}
+	if a.Image != "" && s.allow.Check(a.Image) != nil {
+		return zero, nil
+	}
 	avail := space.Free
-	if a.Image != "" {
-		if s.allow.Check(a.Image) != nil {
-			return zero, nil
+	if s.opts.Cluster != nil {
+		digest := ""
+		if a.Image != "" {
+			digest = s.digestOf(ctx, a)
 		}
-		if n, ok := s.stagedBytes(ctx, a); ok {
+		if avail, err = s.opts.Cluster.Capacity(ctx, req.GetAccessibleTopology().GetSegments(), digest); err != nil {
+			return nil, status.Errorf(codes.Unavailable, "cluster capacity: %v", err)
+		}
+	} else if a.Image != "" {
+		if n, ok := s.opts.Pool.Staged(s.digestOf(ctx, a)); ok {
 			avail += n
 		}
 	}
@@ -369,9 +453,9 @@ func (s *controllerServer) GetCapacity(ctx context.Context, req *csi.GetCapacity
 	}, nil
 }
 
-// stagedBytes finds the image's digest without hashing when it can (given,
-// or resolved by an earlier CreateVolume) and returns its extent's size.
-func (s *controllerServer) stagedBytes(ctx context.Context, a volume.Attributes) (int64, bool) {
+// digestOf finds the image's digest without hashing when it can (given,
+// or resolved by an earlier CreateVolume); "" when it cannot be resolved.
+func (s *controllerServer) digestOf(ctx context.Context, a volume.Attributes) string {
 	digest := a.Digest
 	if digest == "" {
 		digest, _ = s.journal.findDigest(a.Image)
@@ -384,12 +468,12 @@ func (s *controllerServer) stagedBytes(ctx context.Context, a volume.Attributes)
 		res, err := s.opts.Resolve(source.WithPullSecret(ctx, a.PullSecret), a.Image, "")
 		if err != nil {
 			klog.InfoS("GetCapacity: cannot resolve image, counting plain free memory", "image", a.Image, "err", err)
-			return 0, false
+			return ""
 		}
 		digest = res.Digest
 		s.hashes.put(a.Image, fi, digest)
 	}
-	return s.opts.Pool.Staged(digest)
+	return digest
 }
 
 // hashCache remembers the digest of file:// images by size and mtime, so

@@ -30,6 +30,8 @@ type journalEntry struct {
 	ImageSize int64             `json:"imageSize"`
 	Capacity  int64             `json:"capacity"`
 	Created   time.Time         `json:"created"`
+	// Topology the volume was given in cluster mode; empty: this node's pool.
+	Topology []map[string]string `json:"topology,omitempty"`
 }
 
 type journalDoc struct {

@@ -36,6 +36,9 @@ func ParseMode(s string) (Mode, error) {
 }
 
 func (m Mode) controller() bool { return m == ModeController || m == ModeAll }
+
+// Controller reports whether the mode serves the controller service.
+func (m Mode) Controller() bool { return m.controller() }
 func (m Mode) node() bool       { return m == ModeNode || m == ModeAll }
 
 // Topology keys the controller puts on volumes and the node reports.
@@ -62,6 +65,21 @@ type Pool interface {
 	Staged(digest string) (int64, bool)
 }
 
+// Cluster is the cluster view a cluster-mode controller answers from
+// (cmd/daxfs-csi adapts controller.ClusterReader over a cached client).
+type Cluster interface {
+	// Capacity: the largest image of digest one pool matching segment can
+	// still take (a staged copy of digest counts as free); digest may be "".
+	Capacity(ctx context.Context, segment map[string]string, digest string) (int64, error)
+	// Topology lists the {node, pool} segments that can serve digest.
+	Topology(ctx context.Context, digest string) ([]map[string]string, error)
+	// Align is the extent alignment volumes are rounded up to (the largest
+	// of the live pools'); 0 when no pool is known.
+	Align(ctx context.Context) (int64, error)
+	// Healthy fails when the API server cannot be reached.
+	Healthy(ctx context.Context) error
+}
+
 // Resolver names an image by content: digest (computed when empty) and size.
 type Resolver func(ctx context.Context, uri, digest string) (source.Resolved, error)
 
@@ -73,9 +91,13 @@ type Options struct {
 	Mode       Mode   // default all
 	Endpoint   string // unix:///path.sock, required
 
-	// Pool is required in every mode: the controller sizes and places
-	// volumes on it, Probe checks it.
+	// Pool is required in every mode but a cluster-mode controller: the
+	// per-node controller sizes and places volumes on it, Probe checks it.
 	Pool Pool
+	// Cluster, when set, makes the controller service speak for the whole
+	// cluster from the DaxNode reports (docs/controller.md, cluster mode):
+	// topology, capacity and align come from it, Probe checks it.
+	Cluster Cluster
 	// Node is the CSI Node service (pkg/nodeserver); required when Mode
 	// serves the node.
 	Node csi.NodeServer
@@ -125,8 +147,8 @@ func (o *Options) complete() error {
 	if _, err := ParseMode(string(o.Mode)); err != nil {
 		return err
 	}
-	if o.Pool == nil {
-		return errors.New("a pool is required")
+	if o.Pool == nil && (o.Cluster == nil || o.Mode != ModeController) {
+		return errors.New("a pool is required (only a cluster-mode controller runs without one)")
 	}
 	if o.Mode.node() && o.Node == nil {
 		return fmt.Errorf("mode %s needs a node service", o.Mode)

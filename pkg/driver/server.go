@@ -248,6 +248,9 @@ func (d *Driver) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 }
 
 func (d *Driver) poolStats() (metrics.PoolStats, bool) {
+	if d.opts.Pool == nil {
+		return metrics.PoolStats{}, false
+	}
 	s, err := d.opts.Pool.Space()
 	if err != nil {
 		return metrics.PoolStats{}, false
@@ -255,11 +258,20 @@ func (d *Driver) poolStats() (metrics.PoolStats, bool) {
 	return metrics.PoolStats{Pool: s.ID, Total: s.Size, Used: s.Size - s.Free}, true
 }
 
-// healthy backs /healthz and Probe: the pool answers and the probe paths
-// are readable directories.
+// healthy backs /healthz and Probe: the pool (or in cluster mode the API
+// server) answers and the probe paths are readable directories.
 func (d *Driver) healthy() error {
-	if _, err := d.opts.Pool.Space(); err != nil {
-		return fmt.Errorf("pool: %w", err)
+	if d.opts.Pool != nil {
+		if _, err := d.opts.Pool.Space(); err != nil {
+			return fmt.Errorf("pool: %w", err)
+		}
+	}
+	if d.opts.Cluster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := d.opts.Cluster.Healthy(ctx); err != nil {
+			return fmt.Errorf("kubernetes API: %w", err)
+		}
 	}
 	for _, p := range d.opts.ProbePaths {
 		if err := statWithin(p, 5*time.Second); err != nil {

@@ -52,6 +52,7 @@ type Set struct {
 	node  NodeSnapshot
 	pool  PoolSnapshot
 	state *stateCollector
+	ociM  ociMetrics
 }
 
 // New returns a Set with every collector registered, plus the Go and process

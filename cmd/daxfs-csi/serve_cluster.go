@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
+	"github.com/daxfs-csi/daxfs-csi/pkg/controller"
+	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
+	"github.com/daxfs-csi/daxfs-csi/pkg/metrics"
+	"github.com/daxfs-csi/daxfs-csi/pkg/oci"
+)
+
+// kube is serve's Kubernetes connection: a cached client for DaxNodes and
+// DaxImages (Nodes and Secrets are read directly, so the node's RBAC needs
+// only get on them) and a clientset for pull secrets.
+type kube struct {
+	cfg    *rest.Config
+	client client.Client
+	cs     kubernetes.Interface
+	cache  cache.Cache
+}
+
+// clusterConfig: --kubeconfig, else in-cluster config with --cluster; nil
+// means per-node mode. KUBERNETES_SERVICE_HOST alone does not switch modes:
+// the per-node DaemonSet runs in a pod too.
+func clusterConfig(c *serveConfig) (*rest.Config, error) {
+	if c.kubeconfig == "" && !c.cluster {
+		return nil, nil
+	}
+	return restConfig(c.kubeconfig)
+}
+
+// startKube starts the informer cache for objs until ctx ends and waits for
+// it to sync, so the first CSI call does not pay for it.
+func startKube(ctx context.Context, cfg *rest.Config, objs ...client.Object) (*kube, error) {
+	scheme, err := controller.Scheme()
+	if err != nil {
+		return nil, err
+	}
+	ca, err := cache.New(cfg, cache.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes cache: %w", err)
+	}
+	cl, err := client.New(cfg, client.Options{Scheme: scheme, Cache: &client.CacheOptions{
+		Reader: ca, DisableFor: []client.Object{&corev1.Node{}, &corev1.Secret{}},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes clientset: %w", err)
+	}
+	for _, o := range objs {
+		if _, err := ca.GetInformer(ctx, o); err != nil {
+			return nil, fmt.Errorf("informer for %T: %w", o, err)
+		}
+	}
+	go func() {
+		if err := ca.Start(ctx); err != nil {
+			klog.ErrorS(err, "Kubernetes cache stopped")
+		}
+	}()
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if !ca.WaitForCacheSync(sctx) {
+		return nil, errors.New("kubernetes cache did not sync within a minute (API server reachable? RBAC for daxnodes/daximages?)")
+	}
+	klog.InfoS("Kubernetes client ready", "host", cfg.Host)
+	return &kube{cfg: cfg, client: cl, cs: cs, cache: ca}, nil
+}
+
+// clusterView adapts controller.ClusterReader to driver.Cluster.
+type clusterView struct {
+	k      *kube
+	reader *controller.ClusterReader
+}
+
+func newClusterView(k *kube, ttl time.Duration) *clusterView {
+	return &clusterView{k: k, reader: &controller.ClusterReader{Client: k.client, TTL: ttl}}
+}
+
+func (v *clusterView) Capacity(ctx context.Context, seg map[string]string, digest string) (int64, error) {
+	return v.reader.Capacity(ctx, seg, digest)
+}
+
+// Topology names pools as NodeGetInfo does (the shared identity when the
+// pool has one), so a PV's node affinity matches the node's topology labels.
+func (v *clusterView) Topology(ctx context.Context, digest string) ([]map[string]string, error) {
+	segs, err := v.reader.Topology(ctx, digest)
+	if err != nil {
+		return nil, err
+	}
+	var nodes daxv1.DaxNodeList
+	if err := v.k.client.List(ctx, &nodes); err != nil {
+		return nil, fmt.Errorf("list DaxNodes: %w", err)
+	}
+	key := map[[2]string]string{}
+	for _, n := range nodes.Items {
+		for i := range n.Status.Pools {
+			key[[2]string{n.Name, n.Status.Pools[i].ID}] = controller.PoolKey(&n.Status.Pools[i])
+		}
+	}
+	out := make([]map[string]string, 0, len(segs))
+	for _, s := range segs {
+		s = maps.Clone(s)
+		if k, ok := key[[2]string{s[controller.TopologyNodeKey], s[controller.TopologyPoolKey]}]; ok {
+			s[controller.TopologyPoolKey] = k
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func (v *clusterView) Align(ctx context.Context) (int64, error) {
+	var nodes daxv1.DaxNodeList
+	if err := v.k.client.List(ctx, &nodes); err != nil {
+		return 0, fmt.Errorf("list DaxNodes: %w", err)
+	}
+	ttl := v.reader.TTL
+	if ttl <= 0 {
+		ttl = controller.DefaultHeartbeatTTL
+	}
+	var align int64
+	for i := range nodes.Items {
+		if !controller.Live(&nodes.Items[i], ttl, time.Now()) {
+			continue
+		}
+		for _, p := range nodes.Items[i].Status.Pools {
+			align = max(align, p.Align)
+		}
+	}
+	return align, nil
+}
+
+// Healthy asks the API server itself, not the cache.
+func (v *clusterView) Healthy(ctx context.Context) error {
+	return v.k.cs.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Error()
+}
+
+// setupOCI replaces the default oci:// converter with one whose cache is
+// <state-dir>/oci (or $DAXFS_CSI_OCI_DIR) capped at --oci-cache-size, that
+// reads pull secrets through the API when there is a client, and reports
+// into the metrics.
+func setupOCI(c *serveConfig, k *kube) error {
+	dir := os.Getenv("DAXFS_CSI_OCI_DIR")
+	if dir == "" {
+		dir = filepath.Join(c.stateDir, "oci")
+	}
+	var maxBytes int64
+	if c.ociCacheSize != "0" {
+		maxBytes, _ = daxdev.ParseSize(c.ociCacheSize)
+	}
+	o := oci.Options{Dir: dir, MaxBytes: maxBytes, OnConversion: func(cv oci.Conversion) {
+		result := "ok"
+		if cv.Err != nil {
+			result = "error"
+		}
+		metrics.Default.ObserveConversion(result, cv.Duration)
+	}}
+	if k != nil {
+		o.PullSecrets = oci.KubeSecrets(k.cs)
+	}
+	conv, err := oci.New(o)
+	if err != nil {
+		return fmt.Errorf("oci converter (cache %s): %w", dir, err)
+	}
+	oci.Register(conv)
+	metrics.Default.SetConversions(func() []metrics.Conversion {
+		act := conv.Active()
+		out := make([]metrics.Conversion, len(act))
+		for i, p := range act {
+			out[i] = metrics.Conversion{Source: p.Source, Layers: p.Layer, Bytes: p.Bytes}
+		}
+		return out
+	})
+	klog.InfoS("OCI converter ready", "dir", dir, "maxBytes", maxBytes, "pullSecretsFromAPI", k != nil)
+	return nil
+}
