@@ -49,6 +49,11 @@ func (f fuseServe) start(digest, dir, logPath string) (int, error) {
 	if l == nil {
 		l = localLauncher{}
 	}
+	// Whatever is mounted at dir now is a dead server's: it would pass the
+	// readiness check below for a server that never mounts.
+	if err := unmountAll(dir); err != nil {
+		return 0, fmt.Errorf("clear stale mount at %s: %w", dir, err)
+	}
 	pid, exited, err := l.launch(ctx, argv, logPath)
 	if err != nil {
 		return 0, err
@@ -56,7 +61,7 @@ func (f fuseServe) start(digest, dir, logPath string) (int, error) {
 	deadline := time.Now().Add(fuseStartTimeout)
 	for {
 		mi, err := mountAt(dir)
-		if err == nil && mi != nil && hasFsType(mi.FsType, []string{"fuse"}) {
+		if err == nil && mi != nil && hasFsType(mi.FsType, []string{"fuse"}) && fuseAnswers(dir, time.Until(deadline)) {
 			klog.V(2).InfoS("fuse-serve ready", "digest", digest, "pid", pid, "mountpoint", dir)
 			return pid, nil
 		}
@@ -153,4 +158,24 @@ func logTail(path string) string {
 		return "(empty log " + filepath.Base(path) + ")"
 	}
 	return s
+}
+
+// fuseSuperMagic is statfs' f_type of every FUSE mount.
+const fuseSuperMagic = 0x65735546
+
+// fuseAnswers reports whether the FUSE server behind dir answers statfs,
+// which the kernel never serves from its cache; bounded, since a hung server
+// never answers.
+func fuseAnswers(dir string, timeout time.Duration) bool {
+	done := make(chan bool, 1)
+	go func() {
+		var st unix.Statfs_t
+		done <- unix.Statfs(dir, &st) == nil && st.Type == fuseSuperMagic
+	}()
+	select {
+	case ok := <-done:
+		return ok
+	case <-time.After(timeout):
+		return false
+	}
 }

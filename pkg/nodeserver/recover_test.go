@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"golang.org/x/sys/unix"
@@ -223,4 +224,32 @@ func TestRecoveryWithUnreadableImageRecord(t *testing.T) {
 	if m := mountsUnder(e.root); len(m) != 0 {
 		t.Errorf("mounts left: %v", m)
 	}
+}
+
+// A dead server's mount left at an image path must not pass for the new
+// server's mount: start clears it and returns only once a live server answers.
+func TestFuseStartOverDeadMount(t *testing.T) {
+	e := newEnv(t, 64<<20, func(o *Options) { o.HealthInterval = -1 })
+	uri, dg := e.addImage("tree1.static.daxfs", "tree1.daxfs")
+	target := e.path("pods", "a", "vol")
+	must(t, e.publish("inline", uri, dg, "", target, nil))
+	killFuseServe(t, e)
+	dir := e.ns.store.ImageMount(dg)
+	if fuseAnswers(dir, time.Second) {
+		t.Fatal("a killed server's mount still answers statfs")
+	}
+
+	pid, err := e.ns.fuse.start(dg, dir, filepath.Join(e.ns.store.ImageDir(dg), "fuse.log"))
+	must(t, err)
+	t.Cleanup(func() { stopFuse(pid, dg, dir) })
+	if !processAlive(pid) || !isFuseServe(pid, dg) {
+		t.Fatalf("start returned pid %d, which is not a live fuse-serve for %s", pid, dg)
+	}
+	if !fuseAnswers(dir, 5*time.Second) {
+		t.Fatal("start returned before the new server answered")
+	}
+	if n := len(fuseMounts(e.opts.StateDir)); n != 1 {
+		t.Errorf("%d fuse mounts under the state dir, want the new one only", n)
+	}
+	checkTree(t, dir, "tree1.manifest.json")
 }
