@@ -1,0 +1,112 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/oci"
+)
+
+// pushTinyImage serves a one-layer image from an in-process registry on
+// loopback and returns its oci:// source pinned by digest.
+func pushTinyImage(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	body := "hello from a container image\n"
+	tw.WriteHeader(&tar.Header{Name: "hello.txt", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+	tw.Write([]byte(body))
+	tw.Close()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := img.ConfigFile()
+	cfg = cfg.DeepCopy()
+	cfg.OS, cfg.Architecture = oci.NodePlatform().OS, oci.NodePlatform().Architecture
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ref, err := name.NewTag(host + "/tiny:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	return "oci://" + host + "/tiny@" + d.String()
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// serve's converter caches under <state-dir>/oci and reports each
+// conversion in /metrics; a second volume of the image converts nothing.
+func TestServeOCIConversionMetrics(t *testing.T) {
+	src := pushTinyImage(t)
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	conn, logs := runServe(t, "--mode=controller", "--pool", "memfile:"+filepath.Join(dir, "pool"), "--pool-size", "16Mi",
+		"--state-dir", filepath.Join(dir, "state"), "--allow-source", src[:strings.LastIndex(src, "/")+1], "--metrics-address", addr,
+		"--oci-cache-size", "1Gi")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ctl := csi.NewControllerClient(conn)
+	for _, n := range []string{"pvc-a", "pvc-b"} {
+		if _, err := ctl.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: n, Parameters: map[string]string{"image": src},
+			VolumeCapabilities: []*csi.VolumeCapability{reader}}); err != nil {
+			t.Fatalf("CreateVolume %s: %v\n%s", n, err, logs)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "state", "oci", "*.daxfs")); len(m) != 1 {
+		t.Errorf("converted images in <state-dir>/oci: %v, want one", m)
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`daxfs_oci_conversions_total{result="ok"} 1`,
+		`daxfs_oci_conversion_duration_seconds_count{result="ok"} 1`,
+		`daxfs_oci_conversions_active 0`,
+	} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("/metrics lacks %q:\n%s", want, strings.Join(regexp.MustCompile(`(?m)^daxfs_oci.*$`).FindAllString(string(b), -1), "\n"))
+		}
+	}
+}
