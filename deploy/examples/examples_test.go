@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -106,5 +107,10 @@ func TestManifests(t *testing.T) {
 	}
 	if !paths["/var/lib/kubelet"] || !paths["/var/lib/daxfs-csi"] {
 		t.Errorf("fuse-host mounts %v: kubelet and state dirs must match the plugin's, Bidirectional", paths)
+	}
+	checkFuseHostPod(t, spec, &c, host)
+	if !strings.Contains(argsOf(&c), "--fuse-host-socket=/run/daxfs-csi/fuse-host.sock") ||
+		!strings.Contains(argsOf(host), "--socket=/run/daxfs-csi/fuse-host.sock") {
+		t.Errorf("plugin %q and fuse-host %q do not name the same socket", argsOf(&c), argsOf(host))
 	}
 }
