@@ -1,7 +1,7 @@
 # The README's two commands are `make run` and `make test`.
 GO        ?= go
 BIN       := bin/daxfs-csi
-RUN_DIR   ?= /tmp/daxfs-csi
+RUN_DIR   ?= /run/daxfs-csi
 IMAGES    ?= /var/lib/daxfs/images
 FUZZTIME  ?= 20s
 # Tests mount filesystems and start FUSE servers: they need root.
