@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestServeFlagsContract(t *testing.T) {
@@ -56,5 +57,27 @@ func TestServeFlagErrors(t *testing.T) {
 		if !errors.As(err, &ue) || !strings.Contains(err.Error(), c.say) {
 			t.Errorf("%v: error %v, want a usage error naming %s", c.args, err, c.say)
 		}
+	}
+}
+
+func TestServeClusterFlags(t *testing.T) {
+	c, err := parseServeFlags([]string{"--mode=controller", "--kubeconfig", "/etc/kc", "--heartbeat-ttl", "90s",
+		"--node-report-interval", "5s", "--oci-cache-size", "2Gi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.kubeconfig != "/etc/kc" || c.heartbeatTTL != 90*time.Second || c.reportInterval != 5*time.Second || c.ociCacheSize != "2Gi" || c.poolSet {
+		t.Fatalf("parsed %+v", c)
+	}
+	// Per-node unless told: the per-node DaemonSet runs in a pod too.
+	t.Setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+	if cfg, err := clusterConfig(&serveConfig{}); cfg != nil || err != nil {
+		t.Errorf("cluster config without --kubeconfig/--cluster: %v %v, want none", cfg, err)
+	}
+	if c, _ := parseServeFlags([]string{"--pool", "memfile:/dev/shm/x"}); !c.poolSet {
+		t.Error("--pool given, poolSet false")
+	}
+	if _, err := parseServeFlags([]string{"--oci-cache-size", "huge"}); err == nil || !strings.Contains(err.Error(), "--oci-cache-size") {
+		t.Errorf("bad --oci-cache-size: %v", err)
 	}
 }
