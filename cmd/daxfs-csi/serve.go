@@ -65,6 +65,9 @@ type serveConfig struct {
 	heartbeatTTL   time.Duration
 	reportInterval time.Duration
 	ociCacheSize   string
+	// --oci-cache-size given: else $DAXFS_CSI_OCI_CACHE_SIZE (pkg/oci's
+	// default converter read it) wins over the flag's default.
+	ociCacheSizeSet bool
 }
 
 // parseServeFlags reads the flags; the names are the acceptance contract.
@@ -102,7 +105,10 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 		}
 		return nil, usageError{err.Error()}
 	}
-	fs.Visit(func(f *flag.Flag) { c.poolSet = c.poolSet || f.Name == "pool" })
+	fs.Visit(func(f *flag.Flag) {
+		c.poolSet = c.poolSet || f.Name == "pool"
+		c.ociCacheSizeSet = c.ociCacheSizeSet || f.Name == "oci-cache-size"
+	})
 	if _, err := daxdev.ParseSize(c.ociCacheSize); err != nil && c.ociCacheSize != "0" {
 		return nil, usageError{"--oci-cache-size: " + err.Error()}
 	}

@@ -160,19 +160,37 @@ func setupOCI(c *serveConfig, k *kube) error {
 	if dir == "" {
 		dir = filepath.Join(c.stateDir, "oci")
 	}
-	var maxBytes int64
-	if c.ociCacheSize != "0" {
-		maxBytes, _ = daxdev.ParseSize(c.ociCacheSize)
+	size := c.ociCacheSize
+	if v := os.Getenv("DAXFS_CSI_OCI_CACHE_SIZE"); v != "" && !c.ociCacheSizeSet {
+		size = v
 	}
-	o := oci.Options{Dir: dir, MaxBytes: maxBytes, OnConversion: func(cv oci.Conversion) {
+	var maxBytes int64
+	if size != "0" {
+		var err error
+		if maxBytes, err = daxdev.ParseSize(size); err != nil {
+			return fmt.Errorf("oci cache size %q: %w", size, err)
+		}
+	}
+	// Mounted pull secrets, as pkg/oci's default converter reads them.
+	o := oci.Options{Dir: dir, MaxBytes: maxBytes, PullSecretDir: os.Getenv("DAXFS_CSI_PULL_SECRET_DIR"), OnConversion: func(cv oci.Conversion) {
 		result := "ok"
 		if cv.Err != nil {
 			result = "error"
 		}
 		metrics.Default.ObserveConversion(result, cv.Duration)
 	}}
+	// Pull secrets through the API with the pod's service account, also for
+	// a per-node server in a pod (as the default converter did).
+	cs := kubernetes.Interface(nil)
 	if k != nil {
-		o.PullSecrets = oci.KubeSecrets(k.cs)
+		cs = k.cs
+	} else if cfg, err := rest.InClusterConfig(); err == nil {
+		if ics, err := kubernetes.NewForConfig(cfg); err == nil {
+			cs = ics
+		}
+	}
+	if cs != nil {
+		o.PullSecrets = oci.KubeSecrets(cs)
 	}
 	conv, err := oci.New(o)
 	if err != nil {
@@ -187,6 +205,6 @@ func setupOCI(c *serveConfig, k *kube) error {
 		}
 		return out
 	})
-	klog.InfoS("OCI converter ready", "dir", dir, "maxBytes", maxBytes, "pullSecretsFromAPI", k != nil)
+	klog.InfoS("OCI converter ready", "dir", dir, "maxBytes", maxBytes, "pullSecretsFromAPI", cs != nil)
 	return nil
 }
