@@ -165,7 +165,7 @@ func serve(args []string) error {
 		if mode != driver.ModeController {
 			objs = append(objs, &daxv1.DaxImage{})
 		}
-		if k, err = startKube(ctx, kcfg, objs...); err != nil {
+		if k, err = startKube(ctx, kcfg, mode == driver.ModeController, objs...); err != nil {
 			return err
 		}
 	}
@@ -241,6 +241,9 @@ func serve(args []string) error {
 	agentDone := make(chan struct{})
 	go func() {
 		defer close(agentDone)
+		if k.synced(actx) != nil {
+			return // stopped before the API server answered
+		}
 		a := &nodeagent.Agent{Client: k.client, NodeName: c.nodeID, Pools: []*daxdev.Pool{pool},
 			Stager: node, CopyNodeLabels: true, Interval: c.reportInterval}
 		klog.InfoS("Node agent started", "node", c.nodeID, "interval", a.Interval)

@@ -31,6 +31,7 @@ type kube struct {
 	client client.Client
 	cs     kubernetes.Interface
 	cache  cache.Cache
+	objs   []client.Object // informers started before use
 }
 
 // clusterConfig: --kubeconfig, else in-cluster config with --cluster; nil
@@ -43,9 +44,10 @@ func clusterConfig(c *serveConfig) (*rest.Config, error) {
 	return restConfig(c.kubeconfig)
 }
 
-// startKube starts the informer cache for objs until ctx ends and waits for
-// it to sync, so the first CSI call does not pay for it.
-func startKube(ctx context.Context, cfg *rest.Config, objs ...client.Object) (*kube, error) {
+// startKube starts the informer cache for objs until ctx ends. With wait it
+// also waits for the sync (the controller cannot answer before it); the node
+// plugin does not, so it serves its volumes while the API server is down.
+func startKube(ctx context.Context, cfg *rest.Config, wait bool, objs ...client.Object) (*kube, error) {
 	scheme, err := controller.Scheme()
 	if err != nil {
 		return nil, err
@@ -64,23 +66,50 @@ func startKube(ctx context.Context, cfg *rest.Config, objs ...client.Object) (*k
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes clientset: %w", err)
 	}
-	for _, o := range objs {
-		if _, err := ca.GetInformer(ctx, o); err != nil {
-			return nil, fmt.Errorf("informer for %T: %w", o, err)
-		}
-	}
 	go func() {
 		if err := ca.Start(ctx); err != nil {
 			klog.ErrorS(err, "Kubernetes cache stopped")
 		}
 	}()
-	sctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if !ca.WaitForCacheSync(sctx) {
-		return nil, errors.New("kubernetes cache did not sync within a minute (API server reachable? RBAC for daxnodes/daximages?)")
+	k := &kube{cfg: cfg, client: cl, cs: cs, cache: ca, objs: objs}
+	if wait {
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := k.synced(sctx); err != nil {
+			return nil, fmt.Errorf("kubernetes cache not ready within a minute (API server reachable? RBAC for daxnodes/daximages?): %w", err)
+		}
 	}
-	klog.InfoS("Kubernetes client ready", "host", cfg.Host)
-	return &kube{cfg: cfg, client: cl, cs: cs, cache: ca}, nil
+	return k, nil
+}
+
+// synced starts the informers (which needs discovery, so the API server)
+// and waits for them, retrying until ctx ends.
+func (k *kube) synced(ctx context.Context) error {
+	for {
+		err := k.informers(ctx)
+		if err == nil {
+			klog.InfoS("Kubernetes cache synced", "host", k.cfg.Host)
+			return nil
+		}
+		klog.InfoS("Kubernetes API not ready, retrying", "host", k.cfg.Host, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+func (k *kube) informers(ctx context.Context) error {
+	for _, o := range k.objs {
+		if _, err := k.cache.GetInformer(ctx, o); err != nil {
+			return fmt.Errorf("informer for %T: %w", o, err)
+		}
+	}
+	if !k.cache.WaitForCacheSync(ctx) {
+		return errors.New("cache sync cut short")
+	}
+	return nil
 }
 
 // clusterView adapts controller.ClusterReader to driver.Cluster.

@@ -82,13 +82,14 @@ func runServe(t *testing.T, args ...string) (*grpc.ClientConn, *bytes.Buffer) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	var waitErr error
+	done := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case err := <-done:
-			if err != nil {
+		case <-done:
+			if err := waitErr; err != nil {
 				t.Errorf("serve exited with %v after SIGTERM; log:\n%s", err, logs.String())
 			}
 		case <-time.After(30 * time.Second):
@@ -103,8 +104,8 @@ func runServe(t *testing.T, args ...string) (*grpc.ClientConn, *bytes.Buffer) {
 			break
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("serve exited early: %v; log:\n%s", err, logs.String())
+		case <-done:
+			t.Fatalf("serve exited early: %v; log:\n%s", waitErr, logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -398,5 +399,31 @@ func eventually(t *testing.T, what string, f func() error) {
 			t.Fatalf("%s: %v", what, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The node plugin serves its socket while the API server is unreachable
+// (volumes must unpublish during an outage); only the agent waits.
+func TestServeNodeWithoutAPIServer(t *testing.T) {
+	dir := t.TempDir()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["dead"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:1"}
+	kc.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: "x"}
+	kc.Contexts["dead"] = &clientcmdapi.Context{Cluster: "dead", AuthInfo: "u"}
+	kc.CurrentContext = "dead"
+	path := filepath.Join(dir, "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	conn, logs := runServe(t, "--mode=node", "--kubeconfig", path, "--node-id", "offline", "--pool", "memfile:"+filepath.Join(dir, "pool"),
+		"--pool-size", "16Mi", "--state-dir", filepath.Join(dir, "state"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	info, err := csi.NewNodeClient(conn).NodeGetInfo(ctx, &csi.NodeGetInfoRequest{})
+	if err != nil || info.GetNodeId() != "offline" {
+		t.Fatalf("NodeGetInfo with the API server down: %v %v\n%s", info, err, logs)
+	}
+	if r, err := csi.NewIdentityClient(conn).Probe(ctx, &csi.ProbeRequest{}); err != nil || !r.GetReady().GetValue() {
+		t.Errorf("Probe with the API server down: %v %v", r, err)
 	}
 }
