@@ -19,25 +19,12 @@ import (
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/fusefs"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/sharedtest"
 )
 
 // sampleImage is a shared upstream sample (../shared beside the repo).
-func sampleImage(t *testing.T, name string) string {
-	t.Helper()
-	dir := os.Getenv("DAXFS_SHARED")
-	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir = filepath.Join(wd, "..", "..", "..", "shared") // cmd/daxfs-csi -> repo -> beside it
-	}
-	p := filepath.Join(dir, "testdata", "upstream-v5", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shared sample missing (clone ../shared beside the repo or set DAXFS_SHARED): %v", err)
-	}
-	return p
-}
+func sampleImage(t *testing.T, name string) string { return sharedtest.Sample(t, name) }
 
 // serveProc is a running fuse-serve.
 type serveProc struct {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/sharedtest"
 )
 
 // The pool CLI tests run this test binary as daxfs-csi: with the variable
@@ -187,19 +189,7 @@ func TestPoolCLIErrors(t *testing.T) {
 
 // poolSampleImage is an upstream sample image from ../shared beside the
 // repository (or $DAXFS_SHARED).
-func poolSampleImage(t *testing.T, name string) string {
-	t.Helper()
-	dir := os.Getenv("DAXFS_SHARED")
-	if dir == "" {
-		wd, _ := os.Getwd()
-		dir = filepath.Join(wd, "..", "..", "..", "shared") // cmd/daxfs-csi -> repo -> beside it
-	}
-	p := filepath.Join(dir, "testdata", "upstream-v5", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shared sample missing (clone ../shared beside the repo or set DAXFS_SHARED): %v", err)
-	}
-	return p
-}
+func poolSampleImage(t *testing.T, name string) string { return sharedtest.Sample(t, name) }
 
 func TestPoolCLIDiscover(t *testing.T) {
 	root := filepath.Join("..", "..", "pkg", "daxdev", "testdata", "fixtures", "cxl-devdax")

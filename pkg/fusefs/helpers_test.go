@@ -4,44 +4,17 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/sharedtest"
 )
 
-// sharedDir finds ../shared beside the repository root (CI clones it there).
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	if d := os.Getenv("DAXFS_SHARED"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(filepath.Dir(dir), "shared")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory; set DAXFS_SHARED")
-		}
-		dir = parent
-	}
-}
-
-func samplePath(t testing.TB, name string) string {
-	p := filepath.Join(sharedDir(t), "testdata", "upstream-v5", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shared sample missing (clone ../shared beside the repo or set DAXFS_SHARED): %v", err)
-	}
-	return p
-}
+func samplePath(t testing.TB, name string) string { return sharedtest.Sample(t, name) }
 
 type manifestEntry struct {
 	Path   string `json:"path"`

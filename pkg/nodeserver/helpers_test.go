@@ -1,7 +1,6 @@
 package nodeserver
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,8 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,27 +20,12 @@ import (
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/mounttest"
+	"github.com/daxfs-csi/daxfs-csi/internal/sharedtest"
 )
 
-// sharedDir finds ../shared beside the repository root.
-func sharedDir(t testing.TB) string {
-	if d := os.Getenv("DAXFS_SHARED"); d != "" {
-		return d
-	}
-	abs, err := filepath.Abs("../../../shared")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return abs
-}
-
-func samplePath(t testing.TB, name string) string {
-	p := filepath.Join(sharedDir(t), "testdata", "upstream-v5", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shared sample missing (clone ../shared beside the repo or set DAXFS_SHARED): %v", err)
-	}
-	return p
-}
+func samplePath(t testing.TB, name string) string { return sharedtest.Sample(t, name) }
 
 // countingPool counts fills: "staged exactly once" is observable.
 type countingPool struct {
@@ -109,55 +91,6 @@ func (e *env) newServer() *NodeServer {
 		e.t.Fatal(err)
 	}
 	return ns
-}
-
-// cleanupRoot ends the fuse-serve processes of this test (found by the
-// unique pool path in their argv) and detaches every mount under root.
-func cleanupRoot(t testing.TB, root string) {
-	for _, pid := range fuseServePIDs(root) {
-		unix.Kill(pid, unix.SIGKILL)
-	}
-	for i := 0; i < 3; i++ {
-		mps := mountsUnder(root)
-		if len(mps) == 0 {
-			return
-		}
-		sort.Sort(sort.Reverse(sort.StringSlice(mps)))
-		for _, mp := range mps {
-			unix.Unmount(mp, unix.MNT_DETACH)
-		}
-	}
-	if mps := mountsUnder(root); len(mps) > 0 {
-		t.Errorf("mounts left under %s: %v", root, mps)
-	}
-}
-
-func fuseServePIDs(root string) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, d := range ents {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, _ := os.ReadFile("/proc/" + d.Name() + "/cmdline")
-		if bytes.Contains(b, []byte("fuse-serve\x00")) && bytes.Contains(b, []byte(root)) && processAlive(pid) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-func mountsUnder(root string) []string {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == root || strings.HasPrefix(f[4], root+"/")) {
-			out = append(out, f[4])
-		}
-	}
-	return out
 }
 
 // addImage copies a sample into the allowed dir; returns its URI and digest.
@@ -338,3 +271,9 @@ func readFile(t testing.TB, p string) []byte {
 	must(t, err)
 	return b
 }
+
+func cleanupRoot(t testing.TB, root string) { mounttest.CleanupRoot(t, root) }
+
+func mountsUnder(root string) []string { return mounttest.MountsUnder(root) }
+
+func fuseServePIDs(root string) []int { return mounttest.FuseServePIDs(root) }

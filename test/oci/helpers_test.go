@@ -8,8 +8,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -24,8 +22,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"golang.org/x/sys/unix"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/mounttest"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/oci"
 )
@@ -167,43 +165,6 @@ func (c *countingPool) Stage(ctx context.Context, digest string, n int64, owner 
 	})
 }
 
-// cleanupRoot kills this test's fuse-serve processes (their argv names
-// root) and detaches every mount under root.
-func cleanupRoot(t testing.TB, root string) {
-	ents, _ := os.ReadDir("/proc")
-	for _, d := range ents {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, _ := os.ReadFile("/proc/" + d.Name() + "/cmdline")
-		if bytes.Contains(b, []byte("fuse-serve\x00")) && bytes.Contains(b, []byte(root)) {
-			unix.Kill(pid, unix.SIGKILL)
-		}
-	}
-	for i := 0; i < 3; i++ {
-		mps := mountsUnder(root)
-		if len(mps) == 0 {
-			return
-		}
-		sort.Sort(sort.Reverse(sort.StringSlice(mps)))
-		for _, mp := range mps {
-			unix.Unmount(mp, unix.MNT_DETACH)
-		}
-	}
-	if mps := mountsUnder(root); len(mps) > 0 {
-		t.Errorf("mounts left under %s: %v", root, mps)
-	}
-}
+func cleanupRoot(t testing.TB, root string) { mounttest.CleanupRoot(t, root) }
 
-func mountsUnder(root string) []string {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == root || strings.HasPrefix(f[4], root+"/")) {
-			out = append(out, f[4])
-		}
-	}
-	return out
-}
+func mountsUnder(root string) []string { return mounttest.MountsUnder(root) }
