@@ -1,0 +1,413 @@
+#!/usr/bin/env bash
+# daxfs-csi on a real kubelet, end to end (see README.md here).
+#
+# As root: installs what is missing (apt), builds/caches the Kubernetes
+# binaries by version, builds daxfs-csi, starts a throwaway single-node
+# cluster under a work dir in /tmp (etcd, kube-apiserver, controller-manager,
+# scheduler, containerd, kubelet), deploys the node plugin as a DaemonSet
+# (plugin + fuse-host sidecar, registering itself with the kubelet), and
+# checks inline and static-PV volumes, one pool extent per image, and the
+# release on unpublish. Everything is torn down by a trap on exit; the logs
+# stay in $W/logs.
+#
+# Environment: DAXFS_CACHE (binary cache, default ~/.cache/daxfs-csi),
+# E2E_NODE_IP (default 192.0.2.231, put on a dummy interface), E2E_KEEP=1
+# (leave the cluster running until Enter is pressed, for debugging),
+# E2E_TIMEOUT (seconds per wait, default 120).
+set -euo pipefail
+
+T0=$(date +%s)
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../../.." && pwd)"
+K8S_VERSION="${K8S_VERSION:-v1.34.4}"
+CACHE_ROOT="${DAXFS_CACHE:-$HOME/.cache/daxfs-csi}"
+KBIN="$CACHE_ROOT/k8s-$K8S_VERSION"
+NODE_IP="${E2E_NODE_IP:-192.0.2.231}"
+NODE=e2e-node
+DUMMY=daxe2e0
+DRIVER=daxfs.csi.io
+TMO="${E2E_TIMEOUT:-120}"
+
+log() { echo "[$(($(date +%s) - T0))s] $*" >&2; }
+die() { log "FATAL: $*"; exit 1; }
+
+[[ $(id -u) == 0 ]] || die "run as root"
+
+# ------------------------------------------------------------ 1. installs
+need_apt=()
+command -v containerd >/dev/null || need_apt+=(containerd)
+command -v runc >/dev/null || need_apt+=(runc)
+[[ -x /usr/lib/cni/bridge ]] || need_apt+=(containernetworking-plugins)
+command -v iptables >/dev/null || need_apt+=(iptables)
+command -v etcd >/dev/null || need_apt+=(etcd-server)
+command -v openssl >/dev/null || need_apt+=(openssl)
+if ((${#need_apt[@]})); then
+	log "apt-get install ${need_apt[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y --no-install-recommends "${need_apt[@]}" >&2 ||
+		{ apt-get update >&2 && apt-get install -y --no-install-recommends "${need_apt[@]}" >&2; }
+	# Debian's packages may start services we do not want.
+	for s in etcd containerd; do service "$s" stop >/dev/null 2>&1 || true; done
+fi
+
+# ------------------------------------------------------------ 1b. binaries
+# etcd, kube-apiserver, kubectl: hack/envtest-assets.sh (same cache dir).
+DAXFS_CACHE="$CACHE_ROOT" K8S_VERSION="$K8S_VERSION" "$REPO/hack/envtest-assets.sh" >/dev/null
+missing=()
+for c in kubelet kube-controller-manager kube-scheduler; do [[ -x "$KBIN/$c" ]] || missing+=("$c"); done
+if ((${#missing[@]})); then
+	scratch="$CACHE_ROOT/scratch-k8s-e2e-$K8S_VERSION"
+	log "building ${missing[*]} $K8S_VERSION in $scratch (cold: a few minutes)"
+	mkdir -p "$scratch"
+	(
+		cd "$scratch"
+		if [[ ! -f go.sum ]]; then
+			rm -f go.mod
+			go mod init scratch/k8se2e >/dev/null 2>&1
+			kgomod="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
+				sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
+			{
+				echo "require k8s.io/kubernetes $K8S_VERSION"
+				grep -E '^[[:space:]]*k8s\.io/[^ ]+ => \./staging/' "$kgomod" |
+					sed -E "s#^[[:space:]]*(k8s\.io/[^ ]+) => .*#replace \1 => \1 v0.${K8S_VERSION#v1.}#"
+			} >>go.mod
+			cat >tools.go <<-'EOF'
+			//go:build tools
+
+			package tools
+
+			import (
+				_ "k8s.io/kubernetes/cmd/kube-apiserver"
+				_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+				_ "k8s.io/kubernetes/cmd/kube-proxy"
+				_ "k8s.io/kubernetes/cmd/kube-scheduler"
+				_ "k8s.io/kubernetes/cmd/kubectl"
+				_ "k8s.io/kubernetes/cmd/kubelet"
+			)
+			EOF
+			go mod tidy >&2
+		fi
+		for c in "${missing[@]}"; do
+			log "go build $c"
+			CGO_ENABLED=0 go build -o "$KBIN/$c.tmp" "k8s.io/kubernetes/cmd/$c" >&2
+			mv "$KBIN/$c.tmp" "$KBIN/$c"
+		done
+	)
+fi
+ETCD="$(command -v etcd || echo "$KBIN/etcd")"
+
+# ------------------------------------------------------------ work dir, trap
+W="$(mktemp -d /tmp/daxfs-kube-e2e.XXXXXX)"
+chmod 755 "$W"
+L="$W/logs"
+KR="$W/kubelet" # kubelet root dir
+CTRD="$W/containerd"
+SOCK="$CTRD/containerd.sock"
+mkdir -p "$L" "$KR" "$CTRD" "$W/bin" "$W/images" "$W/state" "$W/pki" "$W/cni/net.d" "$W/pod-logs"
+export KUBECONFIG="$W/admin.kubeconfig"
+K="$KBIN/kubectl"
+log "work dir $W (logs in $L)"
+
+PIDS=()
+CGROUPS_BEFORE="$(ls -d /sys/fs/cgroup/*/kubepods* /sys/fs/cgroup/unified/kubepods* 2>/dev/null || true)"
+DUMMY_CREATED=0
+
+teardown() {
+	rc=$?
+	set +e
+	if [[ ${E2E_KEEP:-0} == 1 && -t 0 ]]; then
+		echo "E2E_KEEP=1: cluster left running (KUBECONFIG=$KUBECONFIG); press Enter to tear down" >&2
+		read -r _
+	fi
+	log "teardown"
+	if [[ -S "$SOCK" ]]; then
+		"$K" get pods -A -o wide >"$L/final-pods.txt" 2>&1
+		"$K" get events -A --sort-by=.lastTimestamp >"$L/final-events.txt" 2>&1
+	fi
+	# kubelet first, so it does not restart what we stop.
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		[[ ${PIDN[$i]} == kubelet ]] && kill "${PIDS[$i]}" 2>/dev/null && wait "${PIDS[$i]}" 2>/dev/null
+	done
+	if [[ -S "$SOCK" ]]; then
+		for t in $(ctr -a "$SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+			ctr -a "$SOCK" -n k8s.io tasks kill -a -s SIGKILL "$t" >/dev/null 2>&1
+		done
+		sleep 1
+		for t in $(ctr -a "$SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+			ctr -a "$SOCK" -n k8s.io tasks delete -f "$t" >/dev/null 2>&1
+		done
+		for c in $(ctr -a "$SOCK" -n k8s.io containers ls -q 2>/dev/null); do
+			ctr -a "$SOCK" -n k8s.io containers delete "$c" >/dev/null 2>&1
+		done
+	fi
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		kill "${PIDS[$i]}" 2>/dev/null && wait "${PIDS[$i]}" 2>/dev/null
+	done
+	# Every mount under the work dir (kubelet dir, containerd state, FUSE), deepest first.
+	for _ in 1 2 3; do
+		mapfile -t mnts < <(awk -v w="$W/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r)
+		((${#mnts[@]})) || break
+		for m in "${mnts[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
+	done
+	# Cgroups the kubelet made.
+	for d in /sys/fs/cgroup/*/kubepods* /sys/fs/cgroup/unified/kubepods*; do
+		[[ -d $d ]] || continue
+		grep -qxF "$d" <<<"$CGROUPS_BEFORE" && continue
+		find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+	done
+	((DUMMY_CREATED)) && ip link del "$DUMMY" 2>/dev/null
+	# Keep the logs, drop the rest.
+	find "$W" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} + 2>/dev/null
+	log "logs kept in $L; total $(($(date +%s) - T0))s; exit $rc"
+	exit $rc
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+PIDN=()
+start() { # name cmd...
+	local n=$1
+	shift
+	"$@" >"$L/$n.log" 2>&1 &
+	PIDS+=($!)
+	PIDN+=("$n")
+	log "started $n (pid $!)"
+}
+alive() { # name: fail if it died
+	local i
+	for i in "${!PIDN[@]}"; do
+		if [[ ${PIDN[$i]} == "$1" ]] && ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
+			tail -20 "$L/$1.log" >&2
+			die "$1 exited"
+		fi
+	done
+}
+waitfor() { # what timeout cmd...: retry cmd until it succeeds
+	local what=$1 t=$2 end
+	shift 2
+	end=$(($(date +%s) + t))
+	until "$@" >/dev/null 2>&1; do
+		(($(date +%s) < end)) || { log "timeout (${t}s) waiting for $what"; return 1; }
+		sleep 1
+	done
+}
+
+# ------------------------------------------------------------ builds
+log "building daxfs-csi, e2etool, mkimage"
+(cd "$REPO" && CGO_ENABLED=0 go build -o "$W/bin/daxfs-csi" ./cmd/daxfs-csi &&
+	CGO_ENABLED=0 go build -o "$W/bin/e2etool" ./test/e2e/kube/e2etool &&
+	CGO_ENABLED=0 go build -o "$W/bin/mkimage" ./test/e2e/kube/mkimage) >&2
+DAX="$W/bin/daxfs-csi"
+
+# The image tree and its DAXFS image (in the allow-listed dir).
+TREE="$W/tree"
+mkdir -p "$TREE/sub/deeper"
+head -c 1048576 /dev/urandom >"$TREE/random-1MiB.bin"
+head -c 12345 /dev/urandom >"$TREE/sub/odd-size.bin"
+echo "hello from daxfs-csi e2e" >"$TREE/hello.txt"
+: >"$TREE/sub/empty"
+seq 1 20000 >"$TREE/sub/deeper/numbers.txt"
+ln -s ../hello.txt "$TREE/sub/link-to-hello"
+IMG="$W/images/e2e.daxfs"
+"$DAX" image build "$TREE" -o "$IMG" >"$L/image-build.log" 2>&1 || { cat "$L/image-build.log" >&2; die "image build"; }
+"$W/bin/e2etool" hash "$TREE" >"$W/expected.txt"
+log "image $IMG ($(stat -c %s "$IMG") bytes), $(wc -l <"$W/expected.txt") files"
+
+"$W/bin/mkimage" -o "$W/images.tar" \
+	-bin "$DAX" -entrypoint /daxfs-csi -tag daxfs-csi:e2e \
+	-bin "$W/bin/e2etool" -entrypoint /e2etool,pause -tag registry.k8s.io/pause:3.10 \
+	-bin "$W/bin/e2etool" -entrypoint /e2etool,read,/data -tag daxfs-e2e-reader:e2e >/dev/null
+
+# ------------------------------------------------------------ network, pki
+if ! ip link show "$DUMMY" >/dev/null 2>&1; then
+	ip link add "$DUMMY" type dummy
+	DUMMY_CREATED=1
+fi
+ip addr add "$NODE_IP/32" dev "$DUMMY" 2>/dev/null || true
+ip link set "$DUMMY" up
+mount --make-rshared /
+
+openssl genrsa -out "$W/pki/sa.key" 2048 2>/dev/null
+openssl rsa -in "$W/pki/sa.key" -pubout -out "$W/pki/sa.pub" 2>/dev/null
+TOKEN="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+echo "$TOKEN,admin,admin,system:masters" >"$W/pki/tokens.csv"
+cat >"$KUBECONFIG" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster: {server: "https://$NODE_IP:16443", insecure-skip-tls-verify: true}
+users:
+- name: admin
+  user: {token: "$TOKEN"}
+contexts:
+- name: e2e
+  context: {cluster: e2e, user: admin}
+current-context: e2e
+EOF
+
+# ------------------------------------------------------------ control plane
+start etcd "$ETCD" --name e2e --data-dir "$W/etcd" \
+	--listen-client-urls http://127.0.0.1:23790 --advertise-client-urls http://127.0.0.1:23790 \
+	--listen-peer-urls http://127.0.0.1:23800 --initial-advertise-peer-urls http://127.0.0.1:23800 \
+	--initial-cluster e2e=http://127.0.0.1:23800
+start kube-apiserver "$KBIN/kube-apiserver" --etcd-servers=http://127.0.0.1:23790 \
+	--bind-address="$NODE_IP" --advertise-address="$NODE_IP" --secure-port=16443 \
+	--cert-dir="$W/pki/apiserver" --token-auth-file="$W/pki/tokens.csv" \
+	--authorization-mode=AlwaysAllow --allow-privileged=true \
+	--service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$W/pki/sa.pub" \
+	--service-account-signing-key-file="$W/pki/sa.key" --service-cluster-ip-range=10.96.0.0/24 \
+	--kubelet-preferred-address-types=InternalIP
+waitfor "kube-apiserver /readyz" "$TMO" "$K" get --raw /readyz || { alive kube-apiserver; die "apiserver not ready"; }
+log "kube-apiserver ready"
+start kube-controller-manager "$KBIN/kube-controller-manager" --kubeconfig="$KUBECONFIG" \
+	--leader-elect=false --service-account-private-key-file="$W/pki/sa.key" \
+	--bind-address=127.0.0.1 --secure-port=0 --cert-dir="$W/pki/kcm" --controllers='*'
+start kube-scheduler "$KBIN/kube-scheduler" --kubeconfig="$KUBECONFIG" --leader-elect=false \
+	--bind-address=127.0.0.1 --secure-port=0 --cert-dir="$W/pki/sched"
+
+# ------------------------------------------------------------ containerd
+cat >"$W/cni/net.d/10-e2e.conflist" <<'EOF'
+{"cniVersion": "0.4.0", "name": "e2e", "plugins": [
+  {"type": "bridge", "bridge": "daxe2ebr0", "isGateway": false, "ipMasq": false,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.251.0/24"}]]}},
+  {"type": "loopback"}]}
+EOF
+cat >"$CTRD/config.toml" <<EOF
+version = 2
+root = "$CTRD/root"
+state = "$CTRD/state"
+[grpc]
+  address = "$SOCK"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$CTRD/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.10"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$W/cni/net.d"
+EOF
+start containerd containerd --config "$CTRD/config.toml"
+waitfor "containerd socket" 30 ctr -a "$SOCK" version || { alive containerd; die "containerd"; }
+ctr -a "$SOCK" -n k8s.io images import "$W/images.tar" >"$L/ctr-import.log" 2>&1 || { cat "$L/ctr-import.log" >&2; die "ctr import"; }
+log "images imported: $(ctr -a "$SOCK" -n k8s.io images ls -q | tr '\n' ' ')"
+
+# ------------------------------------------------------------ kubelet
+cat >"$W/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: "$NODE_IP"
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+containerRuntimeEndpoint: "unix://$SOCK"
+podLogsDir: "$W/pod-logs"
+authentication:
+  anonymous: {enabled: true}
+  webhook: {enabled: false}
+authorization: {mode: AlwaysAllow}
+evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+resolvConf: /etc/resolv.conf
+serializeImagePulls: false
+EOF
+start kubelet "$KBIN/kubelet" --config="$W/kubelet.yaml" --kubeconfig="$KUBECONFIG" \
+	--root-dir="$KR" --hostname-override="$NODE" --node-ip="$NODE_IP" --cert-dir="$W/pki/kubelet" --v=2
+waitfor "node Ready" "$TMO" bash -c "'$K' get node $NODE -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True" ||
+	{ alive kubelet; "$K" describe node "$NODE" >&2; die "node not Ready"; }
+log "node $NODE Ready"
+waitfor "default service account" "$TMO" "$K" get serviceaccount default -n default || die "no default service account"
+
+# ------------------------------------------------------------ driver
+"$K" apply -f "$REPO/deploy/examples/csidriver.yaml" >&2
+sed -e "s#@KR@#$KR#g" -e "s#@STATE@#$W/state#g" -e "s#@IMAGES@#$W/images#g" \
+	"$HERE/manifests/node.yaml" >"$W/node.yaml"
+"$K" apply -f "$W/node.yaml" >&2
+waitfor "driver registered in CSINode" "$TMO" bash -c "'$K' get csinode $NODE -o jsonpath='{.spec.drivers[*].name}' | grep -qw $DRIVER" || {
+	"$K" -n kube-system get pods -o wide >&2
+	"$K" -n kube-system describe pods -l app=daxfs-csi-node >&2 || true
+	die "driver did not register with the kubelet"
+}
+log "driver registered with the kubelet"
+POOL="memfile:$W/state/pool"
+
+# ------------------------------------------------------------ assertions
+FAILS=0
+declare -A RESULT
+ORDER=()
+result() { # name ok|fail detail
+	ORDER+=("$1")
+	RESULT[$1]="$2"
+	if [[ $2 == ok ]]; then log "PASS $1${3:+: $3}"; else
+		log "FAIL $1${3:+: $3}"
+		FAILS=$((FAILS + 1))
+	fi
+}
+pod_reads() { # pod: its log equals the tree's hashes
+	local p=$1
+	if ! waitfor "pod $p output" "$TMO" bash -c "'$K' logs $p 2>/dev/null | grep -q '^READ-'"; then
+		"$K" describe pod "$p" >"$L/describe-$p.txt" 2>&1
+		echo "pod $p produced no output (see $L/describe-$p.txt)"
+		return 1
+	fi
+	"$K" logs "$p" >"$L/pod-$p.out" 2>&1
+	if ! diff <(grep -v '^READ-' "$L/pod-$p.out") "$W/expected.txt" >"$L/diff-$p.txt"; then
+		echo "pod $p read different bytes: $(head -c 400 "$L/diff-$p.txt")"
+		return 1
+	fi
+	grep -q '^READ-DONE' "$L/pod-$p.out" || { echo "pod $p: $(grep '^READ-' "$L/pod-$p.out")"; return 1; }
+	echo "$(wc -l <"$W/expected.txt") file hashes match"
+}
+extents() { "$DAX" pool status --json --pool "$POOL" 2>>"$L/pool-status.log" | tee -a "$L/pool-status.json" | grep -c '"digest"'; }
+leftover_mounts() { # mounts under the kubelet pods dir, FUSE mounts under the work dir
+	awk -v kr="$KR/pods/" -v w="$W/" '(index($5, kr) == 1) || (index($5, w) == 1 && $0 ~ / - fuse/) {print $5}' /proc/self/mountinfo
+}
+
+sed -e "s#@IMAGE@#file://$IMG#g" "$HERE/manifests/pods.yaml" >"$W/pods.yaml"
+"$K" apply -f "$W/pods.yaml" >&2
+
+# (a) inline ephemeral volume
+if out=$(pod_reads reader-inline); then result "a-inline-volume-reads-image" ok "$out"; else result "a-inline-volume-reads-image" fail "$out"; fi
+# (b) static PV + PVC
+if out=$(pod_reads reader-pvc); then result "b-static-pv-reads-image" ok "$out"; else result "b-static-pv-reads-image" fail "$out"; fi
+"$K" get pv,pvc -o wide >"$L/pv-pvc.txt" 2>&1
+# (c) two pods, one image: one extent
+n=$(extents || true)
+if [[ $n == 1 && ${RESULT[a-inline-volume-reads-image]} == ok && ${RESULT[b-static-pv-reads-image]} == ok ]]; then
+	result "c-two-pods-one-extent" ok "pool holds $n extent"
+else
+	result "c-two-pods-one-extent" fail "pool holds ${n:-?} extents with both pods running (want 1); see $L/pool-status.json"
+fi
+"$DAX" pool status --pool "$POOL" >&2 2>&1 || true
+# (d) delete the pods: unpublish releases the extent, no mounts left
+"$K" delete pod reader-inline reader-pvc --wait=true --timeout="${TMO}s" >&2 || true
+"$K" delete pvc e2e-static-pvc --wait=false >&2 || true
+if waitfor "pool empty" "$TMO" bash -c "[[ \$('$DAX' pool status --json --pool '$POOL' | grep -c '\"digest\"') == 0 ]]" &&
+	waitfor "no leftover mounts" 30 bash -c "[[ -z \"\$(awk -v kr='$KR/pods/' -v w='$W/' '(index(\$5, kr) == 1) || (index(\$5, w) == 1 && \$0 ~ / - fuse/) {print \$5}' /proc/self/mountinfo)\" ]]"; then
+	result "d-delete-unpublishes" ok "pool empty, no mounts under $KR/pods, no FUSE mounts"
+else
+	"$DAX" pool status --pool "$POOL" >&2 2>&1 || true
+	result "d-delete-unpublishes" fail "extents left: $(extents || true); mounts left: $(leftover_mounts | tr '\n' ' ')"
+fi
+
+"$K" -n kube-system logs -l app=daxfs-csi-node -c daxfs-csi --tail=-1 >"$L/daxfs-csi-plugin.log" 2>&1 || true
+"$K" -n kube-system logs -l app=daxfs-csi-node -c fuse-host --tail=-1 >"$L/daxfs-csi-fuse-host.log" 2>&1 || true
+
+echo
+echo "=== daxfs-csi kube e2e ($(($(date +%s) - T0))s) ==="
+for r in "${ORDER[@]}"; do printf '%-4s %s\n' "$([[ ${RESULT[$r]} == ok ]] && echo PASS || echo FAIL)" "$r"; done
+((FAILS == 0)) || { echo "$FAILS assertion(s) failed; logs in $L"; exit 1; }
+echo "all passed"
