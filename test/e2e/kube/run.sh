@@ -108,9 +108,27 @@ export KUBECONFIG="$W/admin.kubeconfig"
 K="$KBIN/kubectl"
 log "work dir $W (logs in $L)"
 
+# iptables chains the kubelet adds (KUBE-FIREWALL, KUBE-KUBELET-CANARY, ...):
+# remembered so the teardown removes only those this run created.
+ipt_chains() { local ipt t; for ipt in iptables ip6tables; do for t in filter nat mangle; do
+	"$ipt" -t "$t" -S 2>/dev/null | awk -v i="$ipt" -v t="$t" '$1 == "-N" && $2 ~ /^KUBE-/ {print i, t, $2}'; done; done; }
+ipt_cleanup() {
+	local ipt t c
+	while read -r ipt t c; do
+		grep -qxF "$ipt $t $c" <<<"$IPT_BEFORE" && continue
+		"$ipt" -t "$t" -S 2>/dev/null | grep -E -- "-j $c( |\$)" | grep -v "^-A $c " | sed 's/^-A /-D /' |
+			while read -r rule; do eval "$ipt -t $t $rule" 2>/dev/null; done
+		"$ipt" -t "$t" -F "$c" 2>/dev/null
+		echo "$ipt $t $c"
+	done < <(ipt_chains) >"$W/.ipt-new"
+	while read -r ipt t c; do "$ipt" -t "$t" -X "$c" 2>/dev/null; done <"$W/.ipt-new"
+}
+IPT_BEFORE="$(ipt_chains)"
 PIDS=()
 CGROUPS_BEFORE="$(ls -d /sys/fs/cgroup/*/kubepods* /sys/fs/cgroup/unified/kubepods* 2>/dev/null || true)"
 DUMMY_CREATED=0
+ADDR_ADDED=0
+ADDR_DEV=lo
 
 teardown() {
 	rc=$?
@@ -143,9 +161,12 @@ teardown() {
 	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
 		kill "${PIDS[$i]}" 2>/dev/null && wait "${PIDS[$i]}" 2>/dev/null
 	done
-	# Every mount under the work dir (kubelet dir, containerd state, FUSE), deepest first.
+	# Every mount under the work dir (kubelet dir, containerd state, FUSE),
+	# deepest first, and every mount of a file of the work dir elsewhere (a
+	# container's /dev/termination-log propagates to the host's /dev through
+	# a Bidirectional /dev).
 	for _ in 1 2 3; do
-		mapfile -t mnts < <(awk -v w="$W/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r)
+		mapfile -t mnts < <(awk -v w="$W/" 'index($5, w) == 1 || index($4, w) == 1 {print $5}' /proc/self/mountinfo | sort -r)
 		((${#mnts[@]})) || break
 		for m in "${mnts[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
 	done
@@ -155,6 +176,8 @@ teardown() {
 		grep -qxF "$d" <<<"$CGROUPS_BEFORE" && continue
 		find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
 	done
+	ipt_cleanup
+	((ADDR_ADDED)) && ip addr del "$NODE_IP/32" dev "$ADDR_DEV" 2>/dev/null
 	((DUMMY_CREATED)) && ip link del "$DUMMY" 2>/dev/null
 	# Keep the logs, drop the rest.
 	find "$W" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} + 2>/dev/null
@@ -219,12 +242,18 @@ log "image $IMG ($(stat -c %s "$IMG") bytes), $(wc -l <"$W/expected.txt") files"
 	-bin "$W/bin/e2etool" -entrypoint /e2etool,read,/data -tag daxfs-e2e-reader:e2e >/dev/null
 
 # ------------------------------------------------------------ network, pki
-if ! ip link show "$DUMMY" >/dev/null 2>&1; then
-	ip link add "$DUMMY" type dummy
+# A dummy interface when the kernel has the module, else the loopback.
+if ip link show "$DUMMY" >/dev/null 2>&1 || ip link add "$DUMMY" type dummy 2>/dev/null; then
 	DUMMY_CREATED=1
+	ip link set "$DUMMY" up
+	ADDR_DEV=$DUMMY
+else
+	ADDR_DEV=lo
 fi
-ip addr add "$NODE_IP/32" dev "$DUMMY" 2>/dev/null || true
-ip link set "$DUMMY" up
+ip -o addr show | grep -qF " $NODE_IP/" && die "$NODE_IP is already in use here; set E2E_NODE_IP"
+ip addr add "$NODE_IP/32" dev "$ADDR_DEV"
+ADDR_ADDED=1
+log "node address $NODE_IP/32 on $ADDR_DEV"
 mount --make-rshared /
 
 openssl genrsa -out "$W/pki/sa.key" 2048 2>/dev/null
@@ -372,36 +401,95 @@ pod_reads() { # pod: its log equals the tree's hashes
 	echo "$(wc -l <"$W/expected.txt") file hashes match"
 }
 extents() { "$DAX" pool status --json --pool "$POOL" 2>>"$L/pool-status.log" | tee -a "$L/pool-status.json" | grep -c '"digest"'; }
-leftover_mounts() { # mounts under the kubelet pods dir, FUSE mounts under the work dir
-	awk -v kr="$KR/pods/" -v w="$W/" '(index($5, kr) == 1) || (index($5, w) == 1 && $0 ~ / - fuse/) {print $5}' /proc/self/mountinfo
+pool_empty() { [[ $(extents) == 0 ]]; }
+# Mounts left by volumes: under the given pods' dirs, the CSI staging dirs,
+# and FUSE mounts anywhere under the work dir (the node's image mounts).
+vol_mounts() { # pod uids...
+	local u
+	{
+		for u in "$@"; do awk -v p="$KR/pods/$u/" 'index($5, p) == 1 {print $5}' /proc/self/mountinfo; done
+		awk -v c="$KR/plugins/kubernetes.io/csi/" -v w="$W/" \
+			'index($5, c) == 1 || (index($5, w) == 1 && $0 ~ / - fuse/) {print $5}' /proc/self/mountinfo
+	} | sort -u
+}
+no_vol_mounts() { [[ -z $(vol_mounts "$@") ]]; }
+pod_mounts() { # uid: mounts under that pod's dir
+	awk -v p="$KR/pods/$1/" 'index($5, p) == 1 {print $5}' /proc/self/mountinfo
+}
+uid() { "$K" get pod "$1" -o jsonpath='{.metadata.uid}'; }
+inline_pod() { sed -e "s#@IMAGE@#file://$IMG#g" -e "s#@NAME@#$1#g" "$HERE/manifests/inline-pod.yaml" | "$K" apply -f - >&2; }
+check() { # name cmd...: PASS when cmd succeeds; its stdout is the detail
+	local n=$1 out
+	shift
+	if out=$("$@"); then result "$n" ok "$out"; else result "$n" fail "$out"; fi
 }
 
-sed -e "s#@IMAGE@#file://$IMG#g" "$HERE/manifests/pods.yaml" >"$W/pods.yaml"
-"$K" apply -f "$W/pods.yaml" >&2
+# (a) inline ephemeral volume reads the image
+inline_pod reader-inline
+check a-inline-volume-reads-image pod_reads reader-inline
+# (a2) deleting it unpublishes and releases the extent
+a_release() {
+	local u n
+	u=$(uid reader-inline)
+	echo "extents while running: $(extents)"
+	"$K" delete pod reader-inline --wait=true --timeout="${TMO}s" >&2 || { echo "pod not deleted"; return 1; }
+	if ! waitfor "pool empty after the inline pod" "$TMO" pool_empty; then
+		echo "extents left after the inline pod went: $(extents)"
+		return 1
+	fi
+	if ! waitfor "inline mounts gone" 30 no_vol_mounts "$u"; then
+		echo "mounts left: $(vol_mounts "$u" | tr '\n' ' ')"
+		return 1
+	fi
+	echo "pool empty, no mounts left"
+}
+check a2-inline-delete-releases-extent a_release
 
-# (a) inline ephemeral volume
-if out=$(pod_reads reader-inline); then result "a-inline-volume-reads-image" ok "$out"; else result "a-inline-volume-reads-image" fail "$out"; fi
-# (b) static PV + PVC
-if out=$(pod_reads reader-pvc); then result "b-static-pv-reads-image" ok "$out"; else result "b-static-pv-reads-image" fail "$out"; fi
+# (b) static PV + PVC, alongside a second inline pod of the same image
+inline_pod reader-inline-2
+sed -e "s#@IMAGE@#file://$IMG#g" "$HERE/manifests/static-pv-pod.yaml" | "$K" apply -f - >&2
+check b-static-pv-reads-image pod_reads reader-pvc
+check b-inline-2-reads-image pod_reads reader-inline-2
 "$K" get pv,pvc -o wide >"$L/pv-pvc.txt" 2>&1
-# (c) two pods, one image: one extent
-n=$(extents || true)
-if [[ $n == 1 && ${RESULT[a-inline-volume-reads-image]} == ok && ${RESULT[b-static-pv-reads-image]} == ok ]]; then
-	result "c-two-pods-one-extent" ok "pool holds $n extent"
-else
-	result "c-two-pods-one-extent" fail "pool holds ${n:-?} extents with both pods running (want 1); see $L/pool-status.json"
-fi
-"$DAX" pool status --pool "$POOL" >&2 2>&1 || true
-# (d) delete the pods: unpublish releases the extent, no mounts left
-"$K" delete pod reader-inline reader-pvc --wait=true --timeout="${TMO}s" >&2 || true
+
+# (c) two running pods of one image: one extent
+c_one_extent() {
+	local n
+	n=$(extents || true)
+	"$DAX" pool status --pool "$POOL" >"$L/pool-status-two-pods.txt" 2>&1
+	[[ $n == 1 ]] || { echo "pool holds ${n:-?} extents with both pods running (want 1): $(cat "$L/pool-status-two-pods.txt")"; return 1; }
+	echo "pool holds 1 extent for 2 pods"
+}
+check c-two-pods-one-extent c_one_extent
+
+# (d) delete the pods: unpublish, unstage, the extent released, no mounts
+UID_I2=$(uid reader-inline-2)
+UID_PVC=$(uid reader-pvc)
+d_unpublish() {
+	"$K" delete pod reader-inline-2 reader-pvc --wait=true --timeout="${TMO}s" >&2 || { echo "pods not deleted"; return 1; }
+	if ! waitfor "pod mounts gone" 30 bash -c "[[ -z \"\$(awk -v a='$KR/pods/$UID_I2/' -v b='$KR/pods/$UID_PVC/' 'index(\$5, a) == 1 || index(\$5, b) == 1' /proc/self/mountinfo)\" ]]"; then
+		echo "mounts left under the pods' dirs: $(pod_mounts "$UID_I2") $(pod_mounts "$UID_PVC")"
+		return 1
+	fi
+	echo "no mounts left under the deleted pods' dirs"
+}
+check d1-delete-unpublishes d_unpublish
 "$K" delete pvc e2e-static-pvc --wait=false >&2 || true
-if waitfor "pool empty" "$TMO" bash -c "[[ \$('$DAX' pool status --json --pool '$POOL' | grep -c '\"digest\"') == 0 ]]" &&
-	waitfor "no leftover mounts" 30 bash -c "[[ -z \"\$(awk -v kr='$KR/pods/' -v w='$W/' '(index(\$5, kr) == 1) || (index(\$5, w) == 1 && \$0 ~ / - fuse/) {print \$5}' /proc/self/mountinfo)\" ]]"; then
-	result "d-delete-unpublishes" ok "pool empty, no mounts under $KR/pods, no FUSE mounts"
-else
-	"$DAX" pool status --pool "$POOL" >&2 2>&1 || true
-	result "d-delete-unpublishes" fail "extents left: $(extents || true); mounts left: $(leftover_mounts | tr '\n' ' ')"
-fi
+d_release() {
+	local ok=1
+	waitfor "pool empty" "$TMO" pool_empty || ok=0
+	waitfor "no volume mounts" 10 no_vol_mounts "$UID_I2" "$UID_PVC" || ok=0
+	if ((ok)); then
+		echo "pool empty, no staging/FUSE mounts left"
+		return 0
+	fi
+	echo "extents left: $(extents); mounts left: $(vol_mounts "$UID_I2" "$UID_PVC" | tr '\n' ' ')"
+	local why
+	why=$(grep -m1 -o 'UnmountDevice.*still mounted by other references.*' "$L/kubelet.log" 2>/dev/null || true)
+	[[ -z $why ]] || echo "; kubelet never calls NodeUnstageVolume: ${why:0:600}"
+	return 1
+}
+check d2-unstage-releases-extent d_release
 
 "$K" -n kube-system logs -l app=daxfs-csi-node -c daxfs-csi --tail=-1 >"$L/daxfs-csi-plugin.log" 2>&1 || true
 "$K" -n kube-system logs -l app=daxfs-csi-node -c fuse-host --tail=-1 >"$L/daxfs-csi-fuse-host.log" 2>&1 || true
