@@ -1,7 +1,7 @@
 # bench/lib/memory.sh: memory of N read-only publishes of one image.
 #
 # daxfs: the node plugin's shape. The image is staged once into a pool on a
-# memory file in /dev/shm (the stand-in for DAX/CXL device memory here), one
+# memory file in a tmpfs (the stand-in for DAX/CXL device memory here), one
 # `fuse-serve` process serves it, and each of the N publishes is a read-only
 # bind mount of that one mount. tmpfs: N private copies, one tmpfs each.
 # Every publish then reads every file once (a pod using its tree).
@@ -31,24 +31,28 @@ proc_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 # at MNT; sets MEM_PID and MEM_POOLFILE.
 mem_serve_daxfs() {
 	local img=$1 mnt=$2 spec size digest
-	MEM_POOLFILE=/dev/shm/daxfs-bench-$STAMP.pool
-	spec=memfile:$MEM_POOLFILE
+	# A tmpfs of our own, not /dev/shm: that may be small (64 MiB here).
 	size=$(($(stat -c %s "$img") + (64 << 20)))
+	if ! is_mounted "$MNT/mem-shm"; then
+		mkdir -p "$MNT/mem-shm"
+		mount -t tmpfs -o size=$((size + (64 << 20))) tmpfs "$MNT/mem-shm"
+	fi
+	MEM_POOLFILE=$MNT/mem-shm/pool
+	spec=memfile:$MEM_POOLFILE
 	rm -f "$MEM_POOLFILE"
-	on_exit "rm -f '$MEM_POOLFILE'"
 	if "$DAXFS_BIN" fuse-serve --help 2>&1 | grep -q -- '-pool'; then
 		"$DAXFS_BIN" pool init --pool "$spec" --size "$size" >>"$OUT/logs/memory.log" 2>&1
-		digest=$("$DAXFS_BIN" pool stage --pool "$spec" --owner bench "$img" 2>>"$OUT/logs/memory.log" | grep -o 'sha256:[0-9a-f]*' | head -1)
+		digest=$("$DAXFS_BIN" pool stage --pool "$spec" --owner bench "$img" 2>>"$OUT/logs/memory.log" | grep -o 'sha256:[0-9a-f]*' | head -1) || true
 		[[ -n $digest ]] || die "pool stage printed no digest; see $OUT/logs/memory.log"
 		MEM_MODE="pool $spec, digest ${digest:0:19}…"
 		# shellcheck disable=SC2086
 		"$DAXFS_BIN" fuse-serve --pool "$spec" --digest "$digest" --mountpoint "$mnt" $DAXFS_SERVE_ARGS \
 			>>"$OUT/logs/memory.log" 2>&1 &
 	else
-		# No pool mode in fuse-serve: the image file itself in /dev/shm is
+		# No pool mode in fuse-serve: the image file itself in the tmpfs is
 		# the device memory.
 		cp "$img" "$MEM_POOLFILE"
-		MEM_MODE="image file in /dev/shm (fuse-serve has no --pool)"
+		MEM_MODE="image file in a tmpfs (fuse-serve has no --pool)"
 		# shellcheck disable=SC2086
 		"$DAXFS_BIN" fuse-serve --image "$MEM_POOLFILE" --mountpoint "$mnt" $DAXFS_SERVE_ARGS \
 			>>"$OUT/logs/memory.log" 2>&1 &
@@ -59,7 +63,7 @@ mem_serve_daxfs() {
 }
 
 # mem_device_bytes: pool size - free (+0 for the image-file fallback:
-# then the whole file in /dev/shm is the device).
+# then the whole file in the tmpfs is the device).
 mem_device_bytes() {
 	local js size free
 	if [[ $MEM_MODE == pool* ]]; then
@@ -111,6 +115,7 @@ memory_phase() { # TREE
 			rm -f "$MEM_POOLFILE"
 		done
 		rm -f "$IMG/mem.daxfs"
+		umount_all "$MNT/mem-shm"
 	fi
 	if [[ " ${PEER_LIST[*]} " == *" tmpfs "* ]]; then
 		for n in $MEM_NS; do

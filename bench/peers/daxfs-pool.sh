@@ -1,6 +1,6 @@
 # bench/peers/daxfs-pool.sh (opt-in: --peers ...,daxfspool): the node
 # plugin's production path. The same daxfs image staged once per tree into a
-# memory-file pool in /dev/shm (the stand-in for DAX/CXL device memory here),
+# memory-file pool on a tmpfs (the stand-in for DAX/CXL device memory here),
 # served by `fuse-serve --pool --digest`. Its cold rows restart the server
 # and drop the caches, but the image stays in memory, as it does on a node:
 # they show what daxfs-fuse's cold start costs when no disk is involved.
@@ -11,11 +11,14 @@ mount_daxfspool() { # TREE MNT
 	local mnt=$2 pid spec
 	if [[ ${PEER_FILLED[daxfspool]:-} != "$1" ]]; then
 		release_daxfspool
-		POOL_FILE=/dev/shm/daxfs-bench-$STAMP-peer.pool
-		on_exit "rm -f '$POOL_FILE'"
+		# A tmpfs of our own: /dev/shm may be small (64 MiB in containers).
+		POOL_DIR=$WORK/shm-daxfspool
+		mkdir -p "$POOL_DIR"
+		mount -t tmpfs -o size=$(($(stat -c %s "$IMG/$1.daxfs") + (128 << 20))) tmpfs "$POOL_DIR"
+		POOL_FILE=$POOL_DIR/pool
 		spec=memfile:$POOL_FILE
 		"$DAXFS_BIN" pool init --pool "$spec" --size $(($(stat -c %s "$IMG/$1.daxfs") + (64 << 20))) >>"$OUT/logs/daxfspool.log" 2>&1
-		POOL_DIGEST=$("$DAXFS_BIN" pool stage --pool "$spec" --owner bench "$IMG/$1.daxfs" 2>>"$OUT/logs/daxfspool.log" | grep -o 'sha256:[0-9a-f]*' | head -1)
+		POOL_DIGEST=$("$DAXFS_BIN" pool stage --pool "$spec" --owner bench "$IMG/$1.daxfs" 2>>"$OUT/logs/daxfspool.log" | grep -o 'sha256:[0-9a-f]*' | head -1) || true
 		[[ -n $POOL_DIGEST ]] || die "pool stage printed no digest; see $OUT/logs/daxfspool.log"
 		PEER_FILLED[daxfspool]=$1
 	fi
@@ -39,7 +42,7 @@ umount_daxfspool() { # MNT
 }
 
 release_daxfspool() {
-	[[ -n ${POOL_FILE:-} ]] && rm -f "$POOL_FILE"
+	[[ -n ${POOL_DIR:-} ]] && umount_all "$POOL_DIR"
 	PEER_FILLED[daxfspool]=
 	return 0
 }
