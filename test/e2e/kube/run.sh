@@ -485,7 +485,7 @@ d_release() {
 	fi
 	echo "extents left: $(extents); mounts left: $(vol_mounts "$UID_I2" "$UID_PVC" | tr '\n' ' ')"
 	local why
-	why=$(grep -m1 -o 'GetDeviceMountRefs check failed.*' "$L/kubelet.log" 2>/dev/null || true)
+	why=$(grep -o 'GetDeviceMountRefs check failed.*' "$L/kubelet.log" 2>/dev/null | tail -1 || true)
 	[[ -z $why ]] || echo "; kubelet never calls NodeUnstageVolume: ${why:0:600}"
 	return 1
 }
