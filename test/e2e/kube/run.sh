@@ -13,7 +13,9 @@
 # Environment: DAXFS_CACHE (binary cache, default ~/.cache/daxfs-csi),
 # E2E_NODE_IP (default 192.0.2.231, put on a dummy interface), E2E_KEEP=1
 # (leave the cluster running until Enter is pressed, for debugging),
-# E2E_TIMEOUT (seconds per wait, default 120).
+# E2E_TIMEOUT (seconds per wait, default 120), E2E_DYNAMIC (auto: check
+# dynamic provisioning when external-provisioner is cached; 1: build it,
+# ~5 min cold; 0: skip).
 set -euo pipefail
 
 T0=$(date +%s)
@@ -27,6 +29,8 @@ NODE=e2e-node
 DUMMY=daxe2e0
 DRIVER=daxfs.csi.io
 TMO="${E2E_TIMEOUT:-120}"
+PROV_VERSION=v6.4.0
+DYNAMIC="${E2E_DYNAMIC:-auto}" # auto: when csi-provisioner is cached; 1: build it if missing; 0: skip
 
 log() { echo "[$(($(date +%s) - T0))s] $*" >&2; }
 die() { log "FATAL: $*"; exit 1; }
@@ -95,6 +99,32 @@ if ((${#missing[@]})); then
 	)
 fi
 ETCD="$(command -v etcd || echo "$KBIN/etcd")"
+
+# external-provisioner (dynamic provisioning), in a scratch module of its own.
+PROV="$CACHE_ROOT/csi-provisioner-$PROV_VERSION"
+if [[ $DYNAMIC == 1 && ! -x $PROV ]]; then
+	scratch="$CACHE_ROOT/scratch-csi-provisioner-$PROV_VERSION"
+	log "building csi-provisioner $PROV_VERSION in $scratch (cold: ~5 min)"
+	mkdir -p "$scratch"
+	(
+		cd "$scratch"
+		if [[ ! -f go.sum ]]; then
+			rm -f go.mod
+			go mod init scratch/prov >/dev/null 2>&1
+			pgomod="$(go mod download -json "github.com/kubernetes-csi/external-provisioner/v6@$PROV_VERSION" |
+				sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
+			echo "require github.com/kubernetes-csi/external-provisioner/v6 $PROV_VERSION" >>go.mod
+			# its own replace lines (k8s.io/* => v0.36.1), local ones left out
+			awk '/^replace \(/{f=1;next} f&&/^\)/{f=0} f{print "replace " $0} /^replace [^(]/{print}' "$pgomod" |
+				grep -v '=> \.' >>go.mod || true
+			printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner"\n' >tools.go
+			go mod tidy >&2
+		fi
+		CGO_ENABLED=0 go build -o "$PROV.tmp" github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner >&2
+		mv "$PROV.tmp" "$PROV"
+	)
+fi
+[[ $DYNAMIC != 0 && -x $PROV ]] && DYNAMIC=1 || DYNAMIC=0
 
 # ------------------------------------------------------------ work dir, trap
 W="$(mktemp -d /tmp/daxfs-kube-e2e.XXXXXX)"
@@ -371,6 +401,12 @@ waitfor "driver registered in CSINode" "$TMO" bash -c "'$K' get csinode $NODE -o
 	die "driver did not register with the kubelet"
 }
 log "driver registered with the kubelet"
+if ((DYNAMIC)); then
+	# A host process (no registry to hold its image), central mode, talking
+	# to the plugin's socket; the plugin serves the per-node controller.
+	start csi-provisioner "$PROV" --csi-address="$KR/plugins/$DRIVER/csi.sock" --kubeconfig="$KUBECONFIG" \
+		--leader-election=false --timeout=60s --v=4
+fi
 POOL="memfile:$W/state/pool"
 
 # ------------------------------------------------------------ assertions
@@ -490,6 +526,26 @@ d_release() {
 	return 1
 }
 check d2-unstage-releases-extent d_release
+
+# (e) dynamic provisioning through external-provisioner
+if ((DYNAMIC)); then
+	sed -e "s#@IMAGE@#file://$IMG#g" "$HERE/manifests/dynamic-pvc-pod.yaml" | "$K" apply -f - >&2
+	e_dynamic() {
+		if ! waitfor "dynamic PVC Bound" "$TMO" bash -c "[[ \$('$K' get pvc e2e-dynamic-pvc -o jsonpath='{.status.phase}') == Bound ]]"; then
+			"$K" describe pvc e2e-dynamic-pvc >"$L/describe-e2e-dynamic-pvc.txt" 2>&1
+			echo "PVC not Bound (see $L/describe-e2e-dynamic-pvc.txt, csi-provisioner.log)"
+			return 1
+		fi
+		echo "PV $("$K" get pvc e2e-dynamic-pvc -o jsonpath='{.spec.volumeName}') provisioned;"
+		pod_reads reader-dynamic
+	}
+	check e-dynamic-pv-reads-image e_dynamic
+	"$K" get pv -o yaml >"$L/pv-dynamic.yaml" 2>&1
+	"$K" delete pod reader-dynamic --wait=true --timeout="${TMO}s" >&2 || true
+	"$K" delete pvc e2e-dynamic-pvc --wait=false >&2 || true
+else
+	log "dynamic provisioning skipped (no cached csi-provisioner; E2E_DYNAMIC=1 builds it)"
+fi
 
 "$K" -n kube-system logs -l app=daxfs-csi-node -c daxfs-csi --tail=-1 >"$L/daxfs-csi-plugin.log" 2>&1 || true
 "$K" -n kube-system logs -l app=daxfs-csi-node -c fuse-host --tail=-1 >"$L/daxfs-csi-fuse-host.log" 2>&1 || true
