@@ -116,19 +116,33 @@ func wrapSrc(src string, err error) error {
 }
 
 // writeImageFile writes the image beside out, syncs it and renames it into
-// place, hashing it on the way.
+// place. The digest is taken from the finished file: writing straight to the
+// *os.File lets file data move with copy_file_range, which a hashing
+// io.MultiWriter turns into a user-space copy (bench/lib/buildprof: the
+// write of a 2 GiB tree's image took 2.9–3.1 s hashed on the way, 0.8–1.3 s
+// without; hashing the file afterwards costs ~0.3 s of CPU).
 func writeImageFile(b *image.Builder, out string) (int64, string, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
 	if err != nil {
 		return 0, "", err
 	}
 	h := sha256.New()
-	n, err := b.WriteTo(io.MultiWriter(tmp, h))
+	n, err := b.WriteTo(tmp)
 	if err == nil {
 		err = tmp.Chmod(0o644)
 	}
 	if err == nil {
 		err = tmp.Sync()
+	}
+	if err == nil {
+		_, err = tmp.Seek(0, io.SeekStart)
+	}
+	if err == nil {
+		var hashed int64
+		hashed, err = io.Copy(h, tmp)
+		if err == nil && hashed != n {
+			err = fmt.Errorf("hash %s: read %d bytes back, wrote %d", tmp.Name(), hashed, n)
+		}
 	}
 	err = errors.Join(err, tmp.Close())
 	if err == nil {
