@@ -24,6 +24,10 @@ const (
 	// kubeletPrefix marks keys the kubelet and external-provisioner add
 	// (pod info, pv/pvc names, fstype); they are accepted and ignored.
 	kubeletPrefix = "csi.storage.k8s.io/"
+	// provisionerPrefix marks keys external-provisioner writes into every
+	// PV it creates (storage.kubernetes.io/csiProvisionerIdentity); the node
+	// sees them in the volume context and ignores them.
+	provisionerPrefix = "storage.kubernetes.io/"
 )
 
 // MountMode selects how the shared image mount is made.
@@ -87,7 +91,7 @@ func Parse(attrs map[string]string) (Attributes, error) {
 			}
 			a.Ephemeral = b
 		default:
-			if !strings.HasPrefix(k, kubeletPrefix) {
+			if !strings.HasPrefix(k, kubeletPrefix) && !strings.HasPrefix(k, provisionerPrefix) {
 				unknown = append(unknown, k)
 			}
 		}
