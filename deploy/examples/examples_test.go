@@ -114,6 +114,13 @@ func TestManifests(t *testing.T) {
 	if !strings.Contains(argsOf(&c), "--state-dir=/var/lib/kubelet/") {
 		t.Errorf("plugin args %q: --state-dir must lie under /var/lib/kubelet", argsOf(&c))
 	}
+	// A Bidirectional /dev would carry the runtime's bind mount of the
+	// default /dev/termination-log onto the host.
+	for _, ctr := range []*corev1.Container{&c, host} {
+		if p := ctr.TerminationMessagePath; p == "" || strings.HasPrefix(p, "/dev/") {
+			t.Errorf("container %s: terminationMessagePath %q lies in the Bidirectional /dev", ctr.Name, p)
+		}
+	}
 	checkFuseHostPod(t, spec, &c, host)
 	if !strings.Contains(argsOf(&c), "--fuse-host-socket=/run/daxfs-csi/fuse-host.sock") ||
 		!strings.Contains(argsOf(host), "--socket=/run/daxfs-csi/fuse-host.sock") {
