@@ -186,7 +186,7 @@ func checkFuseHostPod(t *testing.T, spec corev1.PodSpec, plugin, host *corev1.Co
 		return m
 	}
 	pm, hm := mounts(plugin), mounts(host)
-	for _, p := range []string{"/var/lib/kubelet", "/var/lib/kubelet/plugins/daxfs.csi.io/state", "/dev"} {
+	for _, p := range []string{"/var/lib/kubelet", "/var/lib/daxfs-csi", "/dev"} {
 		a, b := pm[p], hm[p]
 		bi := corev1.MountPropagationBidirectional
 		if a.Name == "" || a.Name != b.Name || a.MountPropagation == nil || *a.MountPropagation != bi || b.MountPropagation == nil || *b.MountPropagation != bi {

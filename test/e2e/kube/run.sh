@@ -133,7 +133,7 @@ L="$W/logs"
 KR="$W/kubelet" # kubelet root dir
 CTRD="$W/containerd"
 SOCK="$CTRD/containerd.sock"
-mkdir -p "$L" "$KR" "$CTRD" "$W/bin" "$W/images" "$KR/plugins/daxfs.csi.io/state" "$W/pki" "$W/cni/net.d" "$W/pod-logs"
+mkdir -p "$L" "$KR" "$CTRD" "$W/bin" "$W/images" "$W/state" "$W/pki" "$W/cni/net.d" "$W/pod-logs"
 export KUBECONFIG="$W/admin.kubeconfig"
 K="$KBIN/kubectl"
 log "work dir $W (logs in $L)"
@@ -392,7 +392,7 @@ waitfor "default service account" "$TMO" "$K" get serviceaccount default -n defa
 
 # ------------------------------------------------------------ driver
 "$K" apply -f "$REPO/deploy/examples/csidriver.yaml" >&2
-sed -e "s#@KR@#$KR#g" -e "s#@STATE@#$KR/plugins/daxfs.csi.io/state#g" -e "s#@IMAGES@#$W/images#g" \
+sed -e "s#@KR@#$KR#g" -e "s#@STATE@#$W/state#g" -e "s#@IMAGES@#$W/images#g" \
 	"$HERE/manifests/node.yaml" >"$W/node.yaml"
 "$K" apply -f "$W/node.yaml" >&2
 waitfor "driver registered in CSINode" "$TMO" bash -c "'$K' get csinode $NODE -o jsonpath='{.spec.drivers[*].name}' | grep -qw $DRIVER" || {
@@ -407,7 +407,7 @@ if ((DYNAMIC)); then
 	start csi-provisioner "$PROV" --csi-address="$KR/plugins/$DRIVER/csi.sock" --kubeconfig="$KUBECONFIG" \
 		--leader-election=false --timeout=60s --v=4
 fi
-POOL="memfile:$KR/plugins/daxfs.csi.io/state/pool"
+POOL="memfile:$W/state/pool"
 
 # ------------------------------------------------------------ assertions
 FAILS=0
