@@ -59,6 +59,20 @@ func overlayMount(lower, upper, work, dst string, extra uintptr) error {
 	return nil
 }
 
+// readOnlyOverlay mounts lowers (topmost first) read-only at dst.
+func readOnlyOverlay(lowers []string, dst string) error {
+	for _, p := range lowers {
+		if strings.ContainsAny(p, ",:\\") {
+			return fmt.Errorf("overlay path %q holds a character overlayfs options cannot carry", p)
+		}
+	}
+	opts := "lowerdir=" + strings.Join(lowers, ":")
+	if err := unix.Mount("overlay", dst, "overlay", roFlags, opts); err != nil {
+		return fmt.Errorf("read-only overlay at %s (%s): %w", dst, opts, err)
+	}
+	return nil
+}
+
 // unmountAll removes every mount stacked on path. A busy mount is detached
 // (lazy) so an unpublish never fails on a process that still holds a file.
 // A path that is missing or not mounted is fine: calls are idempotent.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -175,12 +176,23 @@ func (s *NodeServer) forgetImageIfUnusedLocked(digest string) {
 	}
 }
 
-// mountStaging bind-mounts the image mount read-only at the staging path.
+// mountStaging mounts the image read-only at the staging path as an
+// overlay of the shared image mount, not a bind of it. The kubelet unstages
+// only when no other mount has the staging path's device and root
+// (GetDeviceMountRefs); a bind would share both with the image mount and
+// with every other volume of the image, so no PV would ever be unstaged.
+// An overlay has a device of its own, and its reads go to the image's
+// inodes, so the page cache stays shared.
 func (s *NodeServer) mountStaging(rec *state.Volume) error {
 	if err := os.MkdirAll(rec.StagingPath, 0o750); err != nil {
 		return fmt.Errorf("create staging path: %w", err)
 	}
-	return bindMount(s.store.ImageMount(rec.Digest), rec.StagingPath, true)
+	// A lower-only overlay needs two layers; the second is always empty.
+	empty := filepath.Join(s.opts.StateDir, "empty")
+	if err := os.MkdirAll(empty, 0o555); err != nil {
+		return fmt.Errorf("create empty overlay layer: %w", err)
+	}
+	return readOnlyOverlay([]string{s.store.ImageMount(rec.Digest), empty}, rec.StagingPath)
 }
 
 // ensureImageFor makes the image of a recorded volume mounted and serving.
