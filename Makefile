@@ -7,7 +7,7 @@ FUZZTIME  ?= 20s
 # Tests mount filesystems and start FUSE servers: they need root.
 TEST_FLAGS ?= -count=1 -timeout 40m
 
-.PHONY: build run test unit fuzz e2e-qemu sanity vet bench
+.PHONY: build run test unit fuzz e2e-qemu e2e-kube sanity vet bench
 
 build:
 	$(GO) build -o $(BIN) ./cmd/daxfs-csi
@@ -22,7 +22,7 @@ run: build
 		--state-dir $(RUN_DIR)/state --allow-source file://$(IMAGES)/ \
 		--metrics-address 127.0.0.1:9808
 
-test: vet unit fuzz sanity e2e-qemu
+test: vet unit fuzz sanity e2e-qemu e2e-kube
 
 vet:
 	$(GO) vet ./...
@@ -44,6 +44,12 @@ sanity: build
 # Real device-dax and CXL devices under QEMU.
 e2e-qemu:
 	bash test/e2e/qemu/run.sh
+
+# The driver on a real single-node cluster: etcd, kube-apiserver, kubelet,
+# containerd, the node DaemonSet with its fuse-host sidecar; binaries cached
+# by version.
+e2e-kube:
+	bash test/e2e/kube/run.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./pkg/...
