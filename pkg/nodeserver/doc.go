@@ -1,7 +1,9 @@
 // Package nodeserver is the CSI Node service of daxfs-csi: it stages each
 // image once per digest into the device pool, mounts it once read-only (kernel
 // daxfs or a detached fuse-serve process), and publishes it to any number of
-// volumes with bind mounts (or an overlay for writable views). Its state lives
+// volumes: a read-only overlay of the image mount at each PV's staging path
+// (a mount of its own, so the kubelet can unstage it), bind mounts at the
+// targets, an overlay with an upper layer for writable views. Its state lives
 // in a state directory so a restarted plugin recovers every mount.
 //
 // Each image mount has a generation; volumes record the one their mounts

@@ -21,18 +21,9 @@ import (
 // volumes (no stage call) stage their image here.
 func (s *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	id, target := req.GetVolumeId(), req.GetTargetPath()
-	if err := requireID(id); err != nil {
-		return nil, err
-	}
-	if err := checkPath("target path", target); err != nil {
-		return nil, err
-	}
-	if err := checkCapability(req.GetVolumeCapability()); err != nil {
-		return nil, err
-	}
-	a, err := volume.Parse(req.GetVolumeContext())
+	a, err := checkMountRequest(id, "target path", target, req.GetVolumeCapability(), req.GetVolumeContext())
 	if err != nil {
-		return nil, volume.Status(err)
+		return nil, err
 	}
 	unlock, err := s.volLocks.LockCtx(ctx, id)
 	if err != nil {

@@ -17,22 +17,13 @@ import (
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
-// NodeStageVolume stages the PV's image (once per digest) and bind-mounts
-// the shared image mount read-only at the staging path.
+// NodeStageVolume stages the PV's image (once per digest) and mounts it
+// read-only at the staging path as an overlay of the shared image mount.
 func (s *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
 	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
-	if err := requireID(id); err != nil {
-		return nil, err
-	}
-	if err := checkPath("staging target path", staging); err != nil {
-		return nil, err
-	}
-	if err := checkCapability(req.GetVolumeCapability()); err != nil {
-		return nil, err
-	}
-	a, err := volume.Parse(req.GetVolumeContext())
+	a, err := checkMountRequest(id, "staging target path", staging, req.GetVolumeCapability(), req.GetVolumeContext())
 	if err != nil {
-		return nil, volume.Status(err)
+		return nil, err
 	}
 	if a.Ephemeral {
 		return nil, status.Error(codes.InvalidArgument, "an ephemeral inline volume is never staged")

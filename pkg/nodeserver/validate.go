@@ -8,6 +8,8 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
 // checkCapability accepts mount access with any single-node mode and
@@ -67,4 +69,23 @@ var errNotStaged = errors.New("volume is not staged on this node")
 
 func notStaged(id string) error {
 	return status.Error(codes.FailedPrecondition, fmt.Sprintf("volume %s: %v", id, errNotStaged))
+}
+
+// checkMountRequest validates what NodeStageVolume and NodePublishVolume
+// both carry and parses the volume context.
+func checkMountRequest(id, pathName, path string, c *csi.VolumeCapability, volCtx map[string]string) (volume.Attributes, error) {
+	if err := requireID(id); err != nil {
+		return volume.Attributes{}, err
+	}
+	if err := checkPath(pathName, path); err != nil {
+		return volume.Attributes{}, err
+	}
+	if err := checkCapability(c); err != nil {
+		return volume.Attributes{}, err
+	}
+	a, err := volume.Parse(volCtx)
+	if err != nil {
+		return volume.Attributes{}, volume.Status(err)
+	}
+	return a, nil
 }
