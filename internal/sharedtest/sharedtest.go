@@ -4,6 +4,7 @@
 package sharedtest
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,4 +41,32 @@ func Sample(t testing.TB, name string) string {
 		t.Fatalf("shared sample missing (clone ../shared beside the repo or set DAXFS_SHARED): %v", err)
 	}
 	return p
+}
+
+// ManifestEntry is one entry of a sample's manifest: what the source tree
+// of an upstream image held.
+type ManifestEntry struct {
+	Path   string `json:"path"`
+	Mode   uint32 `json:"mode"` // full st_mode
+	UID    uint32 `json:"uid"`
+	GID    uint32 `json:"gid"`
+	Nlink  uint32 `json:"nlink_in_source"`
+	Type   string `json:"type"` // file, dir, symlink, fifo, socket, chardev, blockdev
+	Size   *int64 `json:"size"` // regular files
+	SHA256 string `json:"sha256"`
+	Target string `json:"target"` // symlinks
+}
+
+// Manifest reads the manifest NAME (e.g. "tree1.manifest.json").
+func Manifest(t testing.TB, name string) []ManifestEntry {
+	t.Helper()
+	b, err := os.ReadFile(Sample(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m []ManifestEntry
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return m
 }

@@ -1,7 +1,6 @@
 package fusefs
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"testing"
@@ -16,29 +15,9 @@ import (
 
 func samplePath(t testing.TB, name string) string { return sharedtest.Sample(t, name) }
 
-type manifestEntry struct {
-	Path   string `json:"path"`
-	Mode   uint32 `json:"mode"`
-	UID    uint32 `json:"uid"`
-	GID    uint32 `json:"gid"`
-	Nlink  uint32 `json:"nlink_in_source"`
-	Type   string `json:"type"`
-	Size   *int64 `json:"size"`
-	SHA256 string `json:"sha256"`
-	Target string `json:"target"`
-}
+type manifestEntry = sharedtest.ManifestEntry
 
-func readManifest(t testing.TB, name string) []manifestEntry {
-	b, err := os.ReadFile(samplePath(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m []manifestEntry
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return m
-}
+func readManifest(t testing.TB, name string) []manifestEntry { return sharedtest.Manifest(t, name) }
 
 // openSample opens a shared sample: mapped (OpenBytes, zero-copy reads) or
 // through an io.ReaderAt (copying reads).

@@ -3,7 +3,6 @@ package image
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -22,29 +21,9 @@ var soundSamples = []struct{ image, manifest string }{
 	{"tree4.static.daxfs", "tree4.manifest.json"},
 }
 
-type manifestEntry struct {
-	Path   string `json:"path"`
-	Mode   uint32 `json:"mode"`
-	UID    uint32 `json:"uid"`
-	GID    uint32 `json:"gid"`
-	Nlink  uint32 `json:"nlink_in_source"`
-	Type   string `json:"type"`
-	Size   *int64 `json:"size"`
-	SHA256 string `json:"sha256"`
-	Target string `json:"target"`
-}
+type manifestEntry = sharedtest.ManifestEntry
 
-func readManifest(t testing.TB, name string) []manifestEntry {
-	b, err := os.ReadFile(samplePath(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m []manifestEntry
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return m
-}
+func readManifest(t testing.TB, name string) []manifestEntry { return sharedtest.Manifest(t, name) }
 
 func openSampleBytes(t testing.TB, name string) *Image {
 	b, err := os.ReadFile(samplePath(t, name))

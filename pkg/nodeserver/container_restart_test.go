@@ -23,6 +23,8 @@ import (
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/fusehost"
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/sharedtest"
 )
 
 // A container restart kills every process in the container's cgroup. The
@@ -249,9 +251,7 @@ func runPluginChild() int {
 
 func manifestSHA(t *testing.T, manifest, path string) string {
 	t.Helper()
-	var m []manifestEntry
-	must(t, json.Unmarshal(readFile(t, samplePath(t, manifest)), &m))
-	for _, en := range m {
+	for _, en := range sharedtest.Manifest(t, manifest) {
 		if en.Path == path {
 			return en.SHA256
 		}

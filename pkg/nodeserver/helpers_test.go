@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -175,23 +174,11 @@ func wantCode(t testing.TB, what string, err error, code codes.Code) {
 	}
 }
 
-type manifestEntry struct {
-	Path   string `json:"path"`
-	Mode   uint32 `json:"mode"`
-	Type   string `json:"type"`
-	Size   *int64 `json:"size"`
-	SHA256 string `json:"sha256"`
-	Target string `json:"target"`
-}
-
 // checkTree compares what dir shows with a sample's manifest: every
 // regular file's bytes, every symlink target, every mode.
 func checkTree(t testing.TB, dir, manifest string) {
 	t.Helper()
-	b, err := os.ReadFile(samplePath(t, manifest))
-	must(t, err)
-	var m []manifestEntry
-	must(t, json.Unmarshal(b, &m))
+	m := sharedtest.Manifest(t, manifest)
 	files := 0
 	for _, en := range m {
 		p := filepath.Join(dir, en.Path)
