@@ -31,30 +31,14 @@ func TestPluginKill9(t *testing.T) {
 	b := readFile(t, samplePath(t, "tree1.static.daxfs"))
 	must(t, os.WriteFile(filepath.Join(images, "tree1.daxfs"), b, 0o644))
 	uri := "file://" + filepath.Join(images, "tree1.daxfs")
-	sock := filepath.Join(root, "csi.sock")
 	poolSpec := "memfile:" + filepath.Join(root, "pool")
 	t.Cleanup(func() { cleanupRoot(t, root) })
 
 	start := func() *exec.Cmd {
-		os.Remove(sock)
-		cmd := exec.Command(daxfsCSIBin, "serve", "--mode", "node", "--endpoint", "unix://"+sock,
-			"--node-id", "kill9-node", "--pool", poolSpec, "--pool-size", "64Mi",
+		return startServe(t, root, "--node-id", "kill9-node", "--pool", poolSpec, "--pool-size", "64Mi",
 			"--state-dir", filepath.Join(root, "state"), "--allow-source", "file://"+images+"/")
-		log, err := os.OpenFile(filepath.Join(root, "plugin.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		must(t, err)
-		cmd.Stdout, cmd.Stderr = log, log
-		must(t, cmd.Start())
-		log.Close()
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		waitFor(t, "the plugin socket", func() bool { _, err := os.Stat(sock); return err == nil })
-		return cmd
 	}
-	client := func() csi.NodeClient {
-		conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		must(t, err)
-		t.Cleanup(func() { conn.Close() })
-		return csi.NewNodeClient(conn)
-	}
+	client := func() csi.NodeClient { return nodeClient(t, root) }
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	target := filepath.Join(root, "pods", "p", "vol")
@@ -112,4 +96,38 @@ func TestPluginKill9(t *testing.T) {
 // waitReady publishes, waiting for the plugin's socket to accept.
 func waitReady(ctx context.Context, c csi.NodeClient, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	return c.NodePublishVolume(ctx, req, grpc.WaitForReady(true))
+}
+
+// startServe runs `daxfs-csi serve --mode node` on <root>/csi.sock with
+// args, logging to <root>/plugin.log, and waits for its socket.
+func startServe(t *testing.T, root string, args ...string) *exec.Cmd {
+	return startServeHook(t, root, nil, args...)
+}
+
+// startServeHook is startServe with started run as soon as the process
+// exists, before it can serve.
+func startServeHook(t *testing.T, root string, started func(pid int), args ...string) *exec.Cmd {
+	t.Helper()
+	sock := filepath.Join(root, "csi.sock")
+	os.Remove(sock)
+	cmd := exec.Command(daxfsCSIBin, append([]string{"serve", "--mode", "node", "--endpoint", "unix://" + sock}, args...)...)
+	log, err := os.OpenFile(filepath.Join(root, "plugin.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	must(t, err)
+	defer log.Close()
+	cmd.Stdout, cmd.Stderr = log, log
+	must(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if started != nil {
+		started(cmd.Process.Pid)
+	}
+	waitFor(t, "the plugin socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	return cmd
+}
+
+// nodeClient dials the plugin that startServe runs under root.
+func nodeClient(t *testing.T, root string) csi.NodeClient {
+	conn, err := grpc.NewClient("unix://"+filepath.Join(root, "csi.sock"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	must(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return csi.NewNodeClient(conn)
 }

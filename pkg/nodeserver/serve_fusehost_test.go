@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // The deployed shape: `daxfs-csi serve --mode node --fuse-host-socket`
@@ -37,30 +35,13 @@ func TestServeContainerRestartWithFuseHost(t *testing.T) {
 	t.Cleanup(func() { cleanupRoot(t, root) })
 	hostSock := filepath.Join(root, "fuse-host.sock")
 	startFuseHost(t, hostSock, filepath.Join(root, "fuse-host.log"))
-	sock := filepath.Join(root, "csi.sock")
-
 	start := func() *exec.Cmd {
-		os.Remove(sock)
-		cmd := exec.Command(daxfsCSIBin, "serve", "--mode", "node", "--endpoint", "unix://"+sock,
+		return startServeHook(t, root, func(pid int) { must(t, cg.add(pid)) }, // before it can launch anything
 			"--node-id", "restart-node", "--pool", "memfile:"+filepath.Join(root, "pool"), "--pool-size", "64Mi",
 			"--state-dir", filepath.Join(root, "state"), "--allow-source", "file://"+images+"/",
 			"--fuse-host-socket", hostSock)
-		log, err := os.OpenFile(filepath.Join(root, "plugin.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		must(t, err)
-		defer log.Close()
-		cmd.Stdout, cmd.Stderr = log, log
-		must(t, cmd.Start())
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		must(t, cg.add(cmd.Process.Pid)) // before it can launch anything
-		waitFor(t, "the plugin socket", func() bool { _, err := os.Stat(sock); return err == nil })
-		return cmd
 	}
-	client := func() csi.NodeClient {
-		conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		must(t, err)
-		t.Cleanup(func() { conn.Close() })
-		return csi.NewNodeClient(conn)
-	}
+	client := func() csi.NodeClient { return nodeClient(t, root) }
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	target := filepath.Join(root, "pods", "p", "vol")
