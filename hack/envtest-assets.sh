@@ -52,15 +52,22 @@ if ! have etcd; then
 	fi
 fi
 
-# --- kube-apiserver, kubectl ---------------------------------------------
-if ! have kube-apiserver || ! have kubectl; then
+# --- kube-apiserver, kubectl (+ $K8S_EXTRA) ------------------------------
+# K8S_EXTRA names more k8s.io/kubernetes/cmd binaries to build into the same
+# dir (test/e2e/kube asks for kubelet, kube-controller-manager, kube-scheduler).
+COMPONENTS=(kube-apiserver kubectl ${K8S_EXTRA:-})
+missing=()
+for c in "${COMPONENTS[@]}"; do have "$c" || missing+=("$c"); done
+if ((${#missing[@]})); then
 	scratch="${DAXFS_K8S_SCRATCH:-$CACHE_ROOT/scratch-k8s-$K8S_VERSION}"
 	mkdir -p "$scratch"
-	log "building kube-apiserver and kubectl $K8S_VERSION in $scratch"
+	log "building ${missing[*]} $K8S_VERSION in $scratch"
 	(
 		cd "$scratch"
-		if [[ ! -f go.sum ]]; then
-			rm -f go.mod
+		# One module for every command either caller builds; a module made
+		# for fewer commands lacks their sums and is made again.
+		if [[ ! -f go.sum ]] || ! grep -q 'cmd/kubelet"' tools.go 2>/dev/null; then
+			rm -f go.mod go.sum
 			go mod init scratch/k8s >/dev/null 2>&1
 			kgomod="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
 				sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
@@ -70,6 +77,7 @@ if ! have kube-apiserver || ! have kubectl; then
 				grep -E '^[[:space:]]*k8s\.io/[^ ]+ => \./staging/' "$kgomod" |
 					sed -E "s#^[[:space:]]*(k8s\.io/[^ ]+) => .*#replace \1 => \1 v0.${K8S_VERSION#v1.}#"
 			} >>go.mod
+			# kube-proxy too: without it `go mod tidy` misses knftables sums.
 			cat >tools.go <<-'EOF'
 			//go:build tools
 
@@ -77,22 +85,24 @@ if ! have kube-apiserver || ! have kubectl; then
 
 			import (
 				_ "k8s.io/kubernetes/cmd/kube-apiserver"
+				_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+				_ "k8s.io/kubernetes/cmd/kube-proxy"
+				_ "k8s.io/kubernetes/cmd/kube-scheduler"
 				_ "k8s.io/kubernetes/cmd/kubectl"
+				_ "k8s.io/kubernetes/cmd/kubelet"
 			)
 			EOF
 			go mod tidy >&2
 		fi
-		for cmd in kube-apiserver kubectl; do
-			if [[ ! -x "$OUT/$cmd" ]]; then
-				log "go build $cmd"
-				CGO_ENABLED=0 go build -o "$OUT/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd" >&2
-				mv "$OUT/$cmd.tmp" "$OUT/$cmd"
-			fi
+		for cmd in "${missing[@]}"; do
+			log "go build $cmd"
+			CGO_ENABLED=0 go build -o "$OUT/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd" >&2
+			mv "$OUT/$cmd.tmp" "$OUT/$cmd"
 		done
 	)
 fi
 
-for b in etcd kube-apiserver kubectl; do
+for b in etcd "${COMPONENTS[@]}"; do
 	have "$b" || { log "missing $OUT/$b"; exit 1; }
 done
 echo "$OUT"

@@ -55,49 +55,10 @@ if ((${#need_apt[@]})); then
 fi
 
 # ------------------------------------------------------------ 1b. binaries
-# etcd, kube-apiserver, kubectl: hack/envtest-assets.sh (same cache dir).
-DAXFS_CACHE="$CACHE_ROOT" K8S_VERSION="$K8S_VERSION" "$REPO/hack/envtest-assets.sh" >/dev/null
-missing=()
-for c in kubelet kube-controller-manager kube-scheduler; do [[ -x "$KBIN/$c" ]] || missing+=("$c"); done
-if ((${#missing[@]})); then
-	scratch="$CACHE_ROOT/scratch-k8s-e2e-$K8S_VERSION"
-	log "building ${missing[*]} $K8S_VERSION in $scratch (cold: a few minutes)"
-	mkdir -p "$scratch"
-	(
-		cd "$scratch"
-		if [[ ! -f go.sum ]]; then
-			rm -f go.mod
-			go mod init scratch/k8se2e >/dev/null 2>&1
-			kgomod="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
-				sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
-			{
-				echo "require k8s.io/kubernetes $K8S_VERSION"
-				grep -E '^[[:space:]]*k8s\.io/[^ ]+ => \./staging/' "$kgomod" |
-					sed -E "s#^[[:space:]]*(k8s\.io/[^ ]+) => .*#replace \1 => \1 v0.${K8S_VERSION#v1.}#"
-			} >>go.mod
-			cat >tools.go <<-'EOF'
-			//go:build tools
-
-			package tools
-
-			import (
-				_ "k8s.io/kubernetes/cmd/kube-apiserver"
-				_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-				_ "k8s.io/kubernetes/cmd/kube-proxy"
-				_ "k8s.io/kubernetes/cmd/kube-scheduler"
-				_ "k8s.io/kubernetes/cmd/kubectl"
-				_ "k8s.io/kubernetes/cmd/kubelet"
-			)
-			EOF
-			go mod tidy >&2
-		fi
-		for c in "${missing[@]}"; do
-			log "go build $c"
-			CGO_ENABLED=0 go build -o "$KBIN/$c.tmp" "k8s.io/kubernetes/cmd/$c" >&2
-			mv "$KBIN/$c.tmp" "$KBIN/$c"
-		done
-	)
-fi
+# etcd and the Kubernetes binaries: hack/envtest-assets.sh, built once into
+# the same cache dir by version.
+DAXFS_CACHE="$CACHE_ROOT" K8S_VERSION="$K8S_VERSION" \
+	K8S_EXTRA="kubelet kube-controller-manager kube-scheduler" "$REPO/hack/envtest-assets.sh" >/dev/null
 ETCD="$(command -v etcd || echo "$KBIN/etcd")"
 
 # external-provisioner (dynamic provisioning), in a scratch module of its own.
