@@ -186,11 +186,14 @@ func checkFuseHostPod(t *testing.T, spec corev1.PodSpec, plugin, host *corev1.Co
 		return m
 	}
 	pm, hm := mounts(plugin), mounts(host)
-	for _, p := range []string{"/var/lib/kubelet", "/var/lib/daxfs-csi", "/dev"} {
+	for p, want := range map[string]corev1.MountPropagationMode{
+		"/var/lib/kubelet":   corev1.MountPropagationBidirectional,
+		"/var/lib/daxfs-csi": corev1.MountPropagationBidirectional,
+		"/dev":               corev1.MountPropagationHostToContainer, // see examples_test
+	} {
 		a, b := pm[p], hm[p]
-		bi := corev1.MountPropagationBidirectional
-		if a.Name == "" || a.Name != b.Name || a.MountPropagation == nil || *a.MountPropagation != bi || b.MountPropagation == nil || *b.MountPropagation != bi {
-			t.Errorf("%s: plugin %+v, fuse-host %+v: want the same volume, Bidirectional in both", p, a, b)
+		if a.Name == "" || a.Name != b.Name || a.MountPropagation == nil || *a.MountPropagation != want || b.MountPropagation == nil || *b.MountPropagation != want {
+			t.Errorf("%s: plugin %+v, fuse-host %+v: want the same volume, %s in both", p, a, b, want)
 		}
 	}
 	sock := pm["/run/daxfs-csi"]

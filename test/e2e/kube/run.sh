@@ -153,14 +153,21 @@ teardown() {
 		kill "${PIDS[$i]}" 2>/dev/null && wait "${PIDS[$i]}" 2>/dev/null
 	done
 	# Every mount under the work dir (kubelet dir, containerd state, FUSE),
-	# deepest first, and every mount of a file of the work dir elsewhere (a
-	# container's /dev/termination-log propagates to the host's /dev through
-	# a Bidirectional /dev).
+	# deepest first, and every mount of a file of the work dir elsewhere
+	# (defensive: a pod with a Bidirectional /dev would leave its
+	# /dev/termination-log on the host's /dev; check f fails on that).
 	for _ in 1 2 3; do
 		mapfile -t mnts < <(awk -v w="$W/" 'index($5, w) == 1 || index($4, w) == 1 {print $5}' /proc/self/mountinfo | sort -r)
 		((${#mnts[@]})) || break
 		for m in "${mnts[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
 	done
+	# Mounts that appeared on the host's /dev during the run (check f reports
+	# them): take each extra one off again, topmost first.
+	if [[ -n ${DEV_MOUNTS_BEFORE+x} ]]; then
+		while read -r mp extra; do
+			for ((k = 0; k < extra; k++)); do umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null; done
+		done < <(diff <(echo "$DEV_MOUNTS_BEFORE") <(dev_mounts) | awk '$1 == ">" {n[$2]++} END {for (m in n) print m, n[m]}')
+	fi
 	# Cgroups the kubelet made.
 	for d in /sys/fs/cgroup/*/kubepods* /sys/fs/cgroup/unified/kubepods*; do
 		[[ -d $d ]] || continue
@@ -176,6 +183,11 @@ teardown() {
 	exit $rc
 }
 trap teardown EXIT
+
+# The host's mounts at and under /dev, before any pod runs: the driver's
+# containers must leave them as they were.
+dev_mounts() { awk '$5 == "/dev" || index($5, "/dev/") == 1 {print $5, $9, $10}' /proc/self/mountinfo | sort; }
+DEV_MOUNTS_BEFORE="$(dev_mounts)"
 trap 'exit 130' INT TERM
 
 PIDN=()
@@ -507,6 +519,21 @@ if ((DYNAMIC)); then
 else
 	log "dynamic provisioning skipped (no cached csi-provisioner; E2E_DYNAMIC=1 builds it)"
 fi
+
+# (f) the driver pod's /dev mount must not carry the runtime's own mounts
+# (shm, termination-log) onto the host's /dev.
+f_host_dev() {
+	local now
+	now="$(dev_mounts)"
+	if [[ $now == "$DEV_MOUNTS_BEFORE" ]]; then
+		echo "host /dev mounts unchanged"
+		return 0
+	fi
+	echo "host /dev mounts changed:"
+	diff <(echo "$DEV_MOUNTS_BEFORE") <(echo "$now") | grep '^[<>]' | head -5
+	return 1
+}
+check f-host-dev-untouched f_host_dev
 
 "$K" -n kube-system logs -l app=daxfs-csi-node -c daxfs-csi --tail=-1 >"$L/daxfs-csi-plugin.log" 2>&1 || true
 "$K" -n kube-system logs -l app=daxfs-csi-node -c fuse-host --tail=-1 >"$L/daxfs-csi-fuse-host.log" 2>&1 || true
