@@ -292,7 +292,9 @@ func (im *Image) Lookup(dir uint32, name string) (Inode, error) {
 	if err != nil {
 		return Inode{}, err
 	}
-	if len(name) == 0 || len(name) > MaxNameLen {
+	// dirCount checks the entry array's bounds only when there are entries:
+	// an empty directory's data offset is not to be trusted, even to slice.
+	if n == 0 || len(name) == 0 || len(name) > MaxNameLen {
 		return Inode{}, errNotFound
 	}
 	var child uint32
