@@ -91,7 +91,8 @@ func newDir(mode, uid, gid uint32) *node {
 	return &node{mode: mode, uid: uid, gid: gid, children: map[string]child{}}
 }
 
-func (n *node) isDir() bool { return n.mode&modeTypeMask == modeDir }
+func (n *node) isDir() bool     { return n.mode&modeTypeMask == modeDir }
+func (n *node) isRegular() bool { return n.mode&modeTypeMask == modeRegular }
 
 // Skipped lists the special files left out (SpecialsSkip), by path.
 func (b *Builder) Skipped() []string { return b.skipped }

@@ -293,6 +293,31 @@ func TestBuiltImageKernelRules(t *testing.T) {
 			t.Errorf("inode %d: nlink %d, %d entries point at it", ino, in.Nlink, refs[ino])
 		}
 	}
+	// Directories and symlinks come first in the data area, then file
+	// data, each in inode order: a cold tree walk reads one run of blocks.
+	var lastMeta, firstFile uint64 = 0, ^uint64(0)
+	var prev [2]uint64 // last offset seen per class, for inode order
+	for ino := uint32(1); ino <= info.InodeCount; ino++ {
+		in, err := im.Inode(ino)
+		must(t, err)
+		if in.DataOffset == 0 {
+			continue
+		}
+		class := 0
+		if in.IsRegular() {
+			class = 1
+			firstFile = min(firstFile, in.DataOffset)
+		} else {
+			lastMeta = max(lastMeta, in.DataOffset)
+		}
+		if in.DataOffset <= prev[class] {
+			t.Errorf("inode %d: data at %#x, not after the previous one of its class (%#x)", ino, in.DataOffset, prev[class])
+		}
+		prev[class] = in.DataOffset
+	}
+	if lastMeta == 0 || firstFile == ^uint64(0) || lastMeta > firstFile {
+		t.Errorf("metadata ends at %#x, file data starts at %#x: want all metadata first", lastMeta, firstFile)
+	}
 	// Entries are sorted bytewise in stored order.
 	ents, err := im.ReadDir(RootIno)
 	must(t, err)

@@ -12,6 +12,7 @@ import (
 // layout is the placement of every inode, computed from metadata only.
 type layout struct {
 	nodes     []*node // by inode number - 1
+	order     []*node // data objects as written: objectOrder
 	dataStart uint64  // base-relative start of the data area
 	baseSize  uint64
 }
@@ -45,7 +46,8 @@ func (b *Builder) layout() (*layout, error) {
 	}
 	lay.dataStart, _ = align4096(BlockSize + InodeSize*uint64(len(lay.nodes)))
 	cur := lay.dataStart
-	for _, n := range lay.nodes {
+	lay.order = lay.objectOrder()
+	for _, n := range lay.order {
 		alloc, _ := align4096(n.reserve())
 		n.off = 0
 		if alloc > 0 {
@@ -56,6 +58,26 @@ func (b *Builder) layout() (*layout, error) {
 	lay.baseSize = cur
 	b.lay = lay
 	return lay, nil
+}
+
+// objectOrder is the order of data objects in the image: directories and
+// symlinks first, then file data, each in inode order. Metadata is then
+// one run of blocks right after the inode table, so a cold walk of the
+// tree reads it sequentially (readahead helps) instead of one block per
+// directory scattered between files.
+func (l *layout) objectOrder() []*node {
+	order := make([]*node, 0, len(l.nodes))
+	for _, n := range l.nodes {
+		if !n.isRegular() {
+			order = append(order, n)
+		}
+	}
+	for _, n := range l.nodes {
+		if n.isRegular() {
+			order = append(order, n)
+		}
+	}
+	return order
 }
 
 // number gives n the next inode number.
@@ -116,7 +138,7 @@ func (n *node) reserve() uint64 {
 }
 
 // WriteTo writes the image sequentially: headers, inode table, then each
-// object's data in inode order. File data is streamed from its source; a
+// object's data in objectOrder. File data is streamed from its source; a
 // source that cannot be read or changed size fails the build.
 func (b *Builder) WriteTo(w io.Writer) (int64, error) {
 	lay, err := b.layout()
@@ -127,7 +149,7 @@ func (b *Builder) WriteTo(w io.Writer) (int64, error) {
 	iw := &imageWriter{w: bufio.NewWriterSize(w, 1<<20), total: total, progress: b.opts.Progress}
 	iw.headers(lay)
 	iw.inodeTable(lay)
-	for _, n := range lay.nodes {
+	for _, n := range lay.order {
 		if iw.err != nil {
 			break
 		}

@@ -150,6 +150,14 @@ func TestCorruptImagesRejected(t *testing.T) {
 						t.Fatalf("%s: Open: %v", mode, err)
 					}
 					exerciseAll(im) // must not panic on a bad image
+					meta := im.ValidateMetadata()
+					if c.name == "file padding" {
+						if meta != nil {
+							t.Errorf("%s: ValidateMetadata: %v, want nil (it skips file padding)", mode, meta)
+						}
+					} else if meta == nil || !strings.Contains(meta.Error(), c.want) {
+						t.Errorf("%s: ValidateMetadata: %v\nwant it to contain %q", mode, meta, c.want)
+					}
 					err = im.Validate()
 					if err == nil {
 						t.Fatalf("%s: Validate succeeded, want %q", mode, c.want)

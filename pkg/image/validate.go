@@ -19,7 +19,21 @@ const maxProblems = 20
 // Q5 (FIFOs, sockets and device nodes of size 0). The error joins up to 20
 // problems, each a *FormatError.
 func (im *Image) Validate() error {
-	v := &validator{im: im}
+	return im.validate(&validator{im: im})
+}
+
+// ValidateMetadata is Validate without the zero-padding check after each
+// file's data: every rule that keeps a reader and the kernel's dcache safe
+// (bounds, cycles, names, overlaps) and none that needs a file's data
+// pages. It suits a server that never exposes bytes past a file's size,
+// like the FUSE fallback (the kernel zeroes a page cache tail); a cold
+// image is then not read whole before it is served. A kernel DAX mount maps
+// those tails, so stage with Validate.
+func (im *Image) ValidateMetadata() error {
+	return im.validate(&validator{im: im, skipPadding: true})
+}
+
+func (im *Image) validate(v *validator) error {
 	v.superblock()
 	v.baseSuperblock()
 	if len(v.errs) == 0 {
@@ -37,6 +51,8 @@ type validator struct {
 	extents []extent // data objects, for the overlap check
 	buf     []byte   // scratch for ReaderAt-backed images
 	names   map[string]struct{}
+
+	skipPadding bool // ValidateMetadata
 }
 
 type extent struct {
@@ -283,14 +299,29 @@ func (v *validator) object(in Inode, used uint64, ok *bool) bool {
 		return fail("data [%#x, +%d) runs past base_size %#x", in.DataOffset, used, im.limit)
 	}
 	end := in.DataOffset + used
+	if !v.skipPadding || !in.IsRegular() {
+		if !v.padding(in, end, ok) {
+			return false
+		}
+	}
+	v.extents = append(v.extents, extent{in.DataOffset, end, in.Ino})
+	return true
+}
+
+// padding checks that [end, next block or base_size) is zero.
+func (v *validator) padding(in Inode, end uint64, ok *bool) bool {
+	im := v.im
 	padEnd, _ := align4096(end)
 	padEnd = min(padEnd, im.limit)
 	if pad, err := im.at(end, padEnd-end, v.scratch(padEnd-end)); err != nil {
-		return fail("reading padding: %v", err)
+		v.add(inodeErr(in.Ino, "reading padding: %v", err))
+		*ok = false
+		return false
 	} else if !allZero(pad) {
-		return fail("padding after the data [%#x, %#x) is not zero", end, padEnd)
+		v.add(inodeErr(in.Ino, "padding after the data [%#x, %#x) is not zero", end, padEnd))
+		*ok = false
+		return false
 	}
-	v.extents = append(v.extents, extent{in.DataOffset, end, in.Ino})
 	return true
 }
 

@@ -29,7 +29,7 @@ func TestParse(t *testing.T) {
 			Attributes{Image: "https://images.corp/a.daxfs", Digest: dgst, Mount: MountFUSE, Writable: true, Ephemeral: true}, nil},
 		{"external-provisioner's PV keys", map[string]string{"image": "file:///a",
 			"storage.kubernetes.io/csiProvisionerIdentity": "1732450000000-1234-daxfs.csi.io",
-			"csi.storage.k8s.io/pv/name": "pvc-1"},
+			"csi.storage.k8s.io/pv/name":                   "pvc-1"},
 			Attributes{Image: "file:///a", Mount: MountAuto}, nil},
 		{"missing image", map[string]string{}, Attributes{}, []string{"image is required"}},
 		{"unknown attributes named", map[string]string{"image": "file:///a", "colour": "red", "size": "1"}, Attributes{},
