@@ -79,7 +79,8 @@ func (f *filesys) dirIndex(dir uint32) map[string]uint32 {
 
 // OpendirHandle lets the kernel cache the listing (FOPEN_CACHE_DIR): it
 // never changes. The listing itself is read on the first READDIR, so a
-// reopen answered from the kernel's cache costs no scan.
+// reopen answered from the kernel's cache costs no scan. The kernel never
+// sends OPENDIR (see noOpendir); the handles come from noOpendir.withHandle.
 func (n *node) OpendirHandle(context.Context, uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	n.fsys.ra.set()
 	if !n.in.IsDir() {
@@ -95,10 +96,16 @@ type dirHandle struct {
 	ents []fuse.DirEntry
 	pos  int
 	read bool
+
+	served int // entries returned through this handle
 }
 
 func (d *dirHandle) load() syscall.Errno {
 	if d.read {
+		return 0
+	}
+	if l := d.n.listing.Load(); l != nil {
+		d.ents, d.read = *l, true
 		return 0
 	}
 	guardFaults()
@@ -123,6 +130,10 @@ func (d *dirHandle) load() syscall.Errno {
 		list[i].Off = uint64(i + 1)
 	}
 	d.ents, d.read = list, true
+	f.listingsDecoded.Add(1)
+	if noOpendirSupport { // each request has a handle of its own
+		d.n.listing.Store(&list)
+	}
 	return 0
 }
 
@@ -131,8 +142,12 @@ func (d *dirHandle) Readdirent(context.Context) (*fuse.DirEntry, syscall.Errno) 
 		return nil, errno
 	}
 	if d.pos >= len(d.ents) {
+		if d.served == 0 { // the kernel's last request: it has every entry
+			d.n.listing.Store(nil)
+		}
 		return nil, 0
 	}
+	d.served++
 	d.pos++
 	return &d.ents[d.pos-1], 0
 }

@@ -66,7 +66,7 @@ func Mount(mountpoint string, im *image.Image, opts Options) (*Server, error) {
 		RootStableAttr:  &fs.StableAttr{Ino: image.RootIno, Mode: syscall.S_IFDIR},
 		Logger:          klog.NewStandardLogger("INFO"),
 	}
-	srv, err := fuse.NewServer(fs.NewNodeFS(fsys.newNode(root), fopts), mountpoint, &fopts.MountOptions)
+	srv, err := fuse.NewServer(wrapRaw(fs.NewNodeFS(fsys.newNode(root), fopts)), mountpoint, &fopts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("fusefs: mounting %s: %w", mountpoint, err)
 	}

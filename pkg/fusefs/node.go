@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"context"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -18,6 +19,8 @@ type filesys struct {
 	idx    *indexCache
 	errs   *errLog
 	ra     *readAhead
+
+	listingsDecoded atomic.Int64 // directory listings read from the image
 }
 
 // node is one image inode. Inodes are immutable, so the decoded copy taken
@@ -26,6 +29,10 @@ type node struct {
 	fs.Inode
 	fsys *filesys
 	in   image.Inode
+
+	// listing is a directory's decoded entries while a reader is part way
+	// through them (see noOpendir); nil otherwise.
+	listing atomic.Pointer[[]fuse.DirEntry]
 }
 
 var (
