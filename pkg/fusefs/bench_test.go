@@ -213,6 +213,14 @@ func BenchmarkWarmTarOpenEachFile(b *testing.B) {
 	}
 }
 
+// BenchmarkWarmWalkStatOpendir is the warm walk with OPENDIR and
+// RELEASEDIR answered for every directory (the peer of noOpendir).
+func BenchmarkWarmWalkStatOpendir(b *testing.B) {
+	noOpendirSupport = false
+	defer func() { noOpendirSupport = true }()
+	BenchmarkWarmWalkStat(b)
+}
+
 // BenchmarkColdFUSE remounts for every iteration, so every lookup, getattr,
 // readdir and page goes through the server (the image bytes stay mapped).
 func BenchmarkColdFUSE(b *testing.B) {
