@@ -52,11 +52,14 @@ func Mount(mountpoint string, im *image.Image, opts Options) (*Server, error) {
 			DisableXAttrs:        true,
 			DisableSplice:        true, // replies are mapped bytes, never fds
 			EnableSymlinkCaching: true,
-			DirectMountStrict:    true,
-			DirectMountFlags:     syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
-			Debug:                opts.Debug,
-			Logger:               klog.NewStandardLogger("INFO"),
-			PanicHandler:         panicHandler(opts.fsName()),
+			// The image never changes: no AUTO_INVAL_DATA, whose attribute
+			// check on every read cost ~7% of warm 4 KiB random reads.
+			ExplicitDataCacheControl: true,
+			DirectMountStrict:        true,
+			DirectMountFlags:         syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
+			Debug:                    opts.Debug,
+			Logger:                   klog.NewStandardLogger("INFO"),
+			PanicHandler:             panicHandler(opts.fsName()),
 		},
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
