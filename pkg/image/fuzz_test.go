@@ -9,8 +9,8 @@ import (
 )
 
 // FuzzOpenValidateWalk feeds arbitrary bytes through Open, every accessor,
-// Validate and the walks. Nothing may panic; the mapped and ReaderAt paths
-// must agree; an image that validates must walk cleanly and read the same
+// Validate, ValidateMetadata and the walks. Nothing may panic; the mapped
+// and ReaderAt paths must agree; an image that validates must walk cleanly and read the same
 // data both ways.
 //
 //	go test ./pkg/image -run '^$' -fuzz FuzzOpenValidateWalk -fuzztime 60s
@@ -47,6 +47,11 @@ func FuzzOpenValidateWalk(f *testing.F) {
 		vB, vR := imB.Validate(), imR.Validate()
 		if (vB == nil) != (vR == nil) {
 			t.Fatalf("Validate mapped: %v; ReaderAt: %v", vB, vR)
+		}
+		// ValidateMetadata checks a subset: it may pass what Validate
+		// rejects, never the other way round.
+		if mB := imB.ValidateMetadata(); vB == nil && mB != nil {
+			t.Fatalf("Validate passed but ValidateMetadata: %v", mB)
 		}
 		if vB != nil {
 			return
