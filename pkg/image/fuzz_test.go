@@ -10,8 +10,8 @@ import (
 
 // FuzzOpenValidateWalk feeds arbitrary bytes through Open, every accessor,
 // Validate, ValidateMetadata and the walks. Nothing may panic; the mapped
-// and ReaderAt paths must agree; an image that validates must walk cleanly and read the same
-// data both ways.
+// and ReaderAt paths must agree; an image that validates must walk cleanly
+// and read the same data both ways.
 //
 //	go test ./pkg/image -run '^$' -fuzz FuzzOpenValidateWalk -fuzztime 60s
 func FuzzOpenValidateWalk(f *testing.F) {
