@@ -300,28 +300,15 @@ func (v *validator) object(in Inode, used uint64, ok *bool) bool {
 	}
 	end := in.DataOffset + used
 	if !v.skipPadding || !in.IsRegular() {
-		if !v.padding(in, end, ok) {
-			return false
+		padEnd, _ := align4096(end)
+		padEnd = min(padEnd, im.limit)
+		if pad, err := im.at(end, padEnd-end, v.scratch(padEnd-end)); err != nil {
+			return fail("reading padding: %v", err)
+		} else if !allZero(pad) {
+			return fail("padding after the data [%#x, %#x) is not zero", end, padEnd)
 		}
 	}
 	v.extents = append(v.extents, extent{in.DataOffset, end, in.Ino})
-	return true
-}
-
-// padding checks that [end, next block or base_size) is zero.
-func (v *validator) padding(in Inode, end uint64, ok *bool) bool {
-	im := v.im
-	padEnd, _ := align4096(end)
-	padEnd = min(padEnd, im.limit)
-	if pad, err := im.at(end, padEnd-end, v.scratch(padEnd-end)); err != nil {
-		v.add(inodeErr(in.Ino, "reading padding: %v", err))
-		*ok = false
-		return false
-	} else if !allZero(pad) {
-		v.add(inodeErr(in.Ino, "padding after the data [%#x, %#x) is not zero", end, padEnd))
-		*ok = false
-		return false
-	}
 	return true
 }
 
