@@ -135,10 +135,7 @@ func (s *NodeServer) publishEphemeral(ctx context.Context, req *csi.NodePublishV
 // also drops its image reference. Unknown targets succeed (idempotent).
 func (s *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	id, target := req.GetVolumeId(), req.GetTargetPath()
-	if err := requireID(id); err != nil {
-		return nil, err
-	}
-	if err := checkPath("target path", target); err != nil {
+	if err := checkUnmountRequest(id, "target path", target); err != nil {
 		return nil, err
 	}
 	unlock, err := s.volLocks.LockCtx(ctx, id)

@@ -70,10 +70,7 @@ func (s *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolu
 // releases it. Unknown volumes succeed (idempotent retries).
 func (s *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
 	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
-	if err := requireID(id); err != nil {
-		return nil, err
-	}
-	if err := checkPath("staging target path", staging); err != nil {
+	if err := checkUnmountRequest(id, "staging target path", staging); err != nil {
 		return nil, err
 	}
 	unlock, err := s.volLocks.LockCtx(ctx, id)

@@ -71,13 +71,19 @@ func notStaged(id string) error {
 	return status.Error(codes.FailedPrecondition, fmt.Sprintf("volume %s: %v", id, errNotStaged))
 }
 
+// checkUnmountRequest validates what NodeUnstageVolume and
+// NodeUnpublishVolume carry: a volume id and an absolute path.
+func checkUnmountRequest(id, pathName, path string) error {
+	if err := requireID(id); err != nil {
+		return err
+	}
+	return checkPath(pathName, path)
+}
+
 // checkMountRequest validates what NodeStageVolume and NodePublishVolume
 // both carry and parses the volume context.
 func checkMountRequest(id, pathName, path string, c *csi.VolumeCapability, volCtx map[string]string) (volume.Attributes, error) {
-	if err := requireID(id); err != nil {
-		return volume.Attributes{}, err
-	}
-	if err := checkPath(pathName, path); err != nil {
+	if err := checkUnmountRequest(id, pathName, path); err != nil {
 		return volume.Attributes{}, err
 	}
 	if err := checkCapability(c); err != nil {
