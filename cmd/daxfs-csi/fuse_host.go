@@ -27,11 +27,8 @@ func fuseHost(args []string) error {
 	socket := fs.String("socket", "/run/daxfs-csi/fuse-host.sock", "unix socket the node plugin sends launch requests to (mode 0600)")
 	allow := fs.String("allow-binary", "", "the only binary whose fuse-serve may be launched (default: this executable)")
 	klog.InitFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}

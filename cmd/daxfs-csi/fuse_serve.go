@@ -33,11 +33,8 @@ func parseFuseServe(args []string) (fuseServeFlags, error) {
 	fs.StringVar(&f.image, "image", "", "serve this image file instead of a pool extent (benchmarks, debugging)")
 	fs.BoolVar(&f.debug, "debug", false, "log every FUSE request")
 	klog.InitFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return f, err
-		}
-		return f, usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return f, err
 	}
 	switch {
 	case fs.NArg() != 0:

@@ -40,6 +40,18 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// parseFlags parses a command's flags: -h passes through as flag.ErrHelp,
+// anything else wrong is a usage error.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
 func main() {
 	os.Exit(dispatch(os.Args[1:]))
 }

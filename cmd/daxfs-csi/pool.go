@@ -25,11 +25,8 @@ func newPoolFlagSet(name string, pf *poolFlags) *flag.FlagSet {
 
 // parsePoolArgs parses args and checks --pool and the positional count.
 func parsePoolArgs(fs *flag.FlagSet, pf *poolFlags, args []string, nargs int, argName string) (daxdev.PoolOptions, error) {
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return daxdev.PoolOptions{}, err
-		}
-		return daxdev.PoolOptions{}, usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return daxdev.PoolOptions{}, err
 	}
 	if pf.spec == "" {
 		return daxdev.PoolOptions{}, usageError{"--pool SPEC is required"}

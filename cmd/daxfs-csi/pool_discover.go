@@ -19,11 +19,8 @@ func poolDiscover(args []string) error {
 	sys := fs.String("sys", "/sys", "sysfs root")
 	dev := fs.String("dev", "/dev", "device node root")
 	asJSON := fs.Bool("json", false, "print the inventory as JSON")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}

@@ -99,11 +99,8 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	fs.DurationVar(&c.reportInterval, "node-report-interval", 0, "cluster mode: how often the node reports its DaxNode and syncs placements (default 20s)")
 	fs.StringVar(&c.ociCacheSize, "oci-cache-size", "10Gi", "cap on converted oci:// images kept in <state-dir>/oci (Ki/Mi/Gi/Ti); 0: no cap")
 	klog.InitFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
 	}
 	fs.Visit(func(f *flag.Flag) {
 		c.poolSet = c.poolSet || f.Name == "pool"
