@@ -87,6 +87,30 @@ stop_pid() {
 	wait "$pid" 2>/dev/null || true
 }
 
+# start_fuse_peer PEER LOG MNT CMD...: runs a FUSE server (in the
+# foreground mode of its own) in the background, logging to LOG, and waits
+# for its mount at MNT; dies with the log's tail when it exits first.
+start_fuse_peer() {
+	local peer=$1 log=$2 mnt=$3 pid
+	shift 3
+	"$@" >>"$log" 2>&1 &
+	pid=$!
+	PEER_PID[$peer]=$pid
+	LIVE_PIDS[$pid]=1
+	wait_mount "$mnt" '^fuse' "$pid" || {
+		tail -20 "$log" >&2
+		die "$1 did not mount at $mnt"
+	}
+}
+
+# stop_fuse_peer PEER MNT: stops PEER's server and unmounts whatever is left.
+stop_fuse_peer() {
+	local pid=${PEER_PID[$1]:-}
+	[[ -n $pid ]] && stop_pid "$pid"
+	PEER_PID[$1]=
+	umount_all "$2"
+}
+
 # ---- page cache --------------------------------------------------------
 DROP_OK=no
 check_drop_caches() {

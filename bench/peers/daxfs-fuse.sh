@@ -9,22 +9,9 @@ build_daxfs() { # TREE_DIR OUT
 }
 
 mount_daxfs() { # TREE MNT
-	local img=$IMG/$1.daxfs mnt=$2 pid
 	# shellcheck disable=SC2086
-	"$DAXFS_BIN" fuse-serve --image "$img" --mountpoint "$mnt" $DAXFS_SERVE_ARGS \
-		>>"$OUT/logs/fuse-serve.$1.log" 2>&1 &
-	pid=$!
-	PEER_PID[daxfs]=$pid
-	LIVE_PIDS[$pid]=1
-	wait_mount "$mnt" '^fuse' "$pid" || {
-		tail -20 "$OUT/logs/fuse-serve.$1.log" >&2
-		die "daxfs-csi fuse-serve did not mount $img at $mnt"
-	}
+	start_fuse_peer daxfs "$OUT/logs/fuse-serve.$1.log" "$2" \
+		"$DAXFS_BIN" fuse-serve --image "$IMG/$1.daxfs" --mountpoint "$2" $DAXFS_SERVE_ARGS
 }
 
-umount_daxfs() { # MNT
-	local pid=${PEER_PID[daxfs]:-}
-	[[ -n $pid ]] && stop_pid "$pid"
-	PEER_PID[daxfs]=
-	umount_all "$1"
-}
+umount_daxfs() { stop_fuse_peer daxfs "$1"; } # MNT

@@ -8,7 +8,7 @@ PEER_TITLE[daxfspool]="daxfs-fuse (pool)"
 PEER_NEEDS[daxfspool]="daxfs"
 
 mount_daxfspool() { # TREE MNT
-	local mnt=$2 pid spec
+	local mnt=$2 spec
 	if [[ ${PEER_FILLED[daxfspool]:-} != "$1" ]]; then
 		release_daxfspool
 		# A tmpfs of our own: /dev/shm may be small (64 MiB in containers).
@@ -23,23 +23,11 @@ mount_daxfspool() { # TREE MNT
 		PEER_FILLED[daxfspool]=$1
 	fi
 	# shellcheck disable=SC2086
-	"$DAXFS_BIN" fuse-serve --pool "memfile:$POOL_FILE" --digest "$POOL_DIGEST" --mountpoint "$mnt" $DAXFS_SERVE_ARGS \
-		>>"$OUT/logs/daxfspool.log" 2>&1 &
-	pid=$!
-	PEER_PID[daxfspool]=$pid
-	LIVE_PIDS[$pid]=1
-	wait_mount "$mnt" '^fuse' "$pid" || {
-		tail -20 "$OUT/logs/daxfspool.log" >&2
-		die "fuse-serve --pool did not mount at $mnt"
-	}
+	start_fuse_peer daxfspool "$OUT/logs/daxfspool.log" "$mnt" \
+		"$DAXFS_BIN" fuse-serve --pool "memfile:$POOL_FILE" --digest "$POOL_DIGEST" --mountpoint "$mnt" $DAXFS_SERVE_ARGS
 }
 
-umount_daxfspool() { # MNT
-	local pid=${PEER_PID[daxfspool]:-}
-	[[ -n $pid ]] && stop_pid "$pid"
-	PEER_PID[daxfspool]=
-	umount_all "$1"
-}
+umount_daxfspool() { stop_fuse_peer daxfspool "$1"; } # MNT
 
 release_daxfspool() {
 	[[ -n ${POOL_DIR:-} ]] && umount_all "$POOL_DIR"

@@ -5,17 +5,7 @@ PEER_TITLE[squashfuse]="squashfuse"
 PEER_NEEDS[squashfuse]="sqfs"
 
 mount_squashfuse() { # TREE MNT
-	local img=$IMG/$1.sqfs mnt=$2 pid
-	"$SQUASHFUSE" -f "$img" "$mnt" >>"$OUT/logs/squashfuse.log" 2>&1 &
-	pid=$!
-	PEER_PID[squashfuse]=$pid
-	LIVE_PIDS[$pid]=1
-	wait_mount "$mnt" '^fuse' "$pid" || die "$SQUASHFUSE did not mount $img at $mnt"
+	start_fuse_peer squashfuse "$OUT/logs/squashfuse.log" "$2" "$SQUASHFUSE" -f "$IMG/$1.sqfs" "$2"
 }
 
-umount_squashfuse() { # MNT
-	local pid=${PEER_PID[squashfuse]:-}
-	umount_all "$1"
-	[[ -n $pid ]] && stop_pid "$pid"
-	PEER_PID[squashfuse]=
-}
+umount_squashfuse() { stop_fuse_peer squashfuse "$1"; } # MNT
