@@ -112,6 +112,18 @@ func (e *env) writeImage(name string, b []byte) (uri, digest string) {
 	return "file://" + p, "sha256:" + hex.EncodeToString(h[:])
 }
 
+// checkReleased asserts that the image digest left the pool and that
+// nothing is mounted under the test root any more; what names the moment.
+func (e *env) checkReleased(t *testing.T, digest, what string) {
+	t.Helper()
+	if _, ok := e.pool.Lookup(digest); ok {
+		t.Errorf("%s: image %s is still in the pool", what, digest)
+	}
+	if m := mountsUnder(e.root); len(m) != 0 {
+		t.Errorf("%s: mounts left: %v", what, m)
+	}
+}
+
 func (e *env) path(elem ...string) string { return filepath.Join(append([]string{e.root}, elem...)...) }
 
 func roCap() *csi.VolumeCapability {

@@ -35,12 +35,7 @@ func TestKernelBackendSelectedAndFailsCleanly(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "mount daxfs phys=0x") || !strings.Contains(err.Error(), ",validate") {
 		t.Errorf("error does not show the kernel mount it tried: %v", err)
 	}
-	if _, ok := e.pool.Lookup(dg); ok {
-		t.Error("extent kept after the failed mount")
-	}
-	if m := mountsUnder(e.root); len(m) != 0 {
-		t.Errorf("mounts left: %v", m)
-	}
+	e.checkReleased(t, dg, "after the failed mount")
 	// auto: the kernel mount fails, FUSE serves.
 	must(t, e.publish("a", uri, dg, "", e.path("pods", "a"), nil))
 	checkTree(t, e.path("pods", "a"), "tree1.manifest.json")
@@ -94,10 +89,5 @@ func TestFUSERefusesDMAHeapPool(t *testing.T) {
 	uri, dg := e.addImage("tree1.static.daxfs", "tree1.daxfs")
 	err := e.publish("h", uri, dg, "", e.path("pods", "h"), nil)
 	wantCode(t, "FUSE on a dma-heap pool", err, codes.FailedPrecondition)
-	if _, ok := e.pool.Lookup(dg); ok {
-		t.Error("extent kept")
-	}
-	if m := mountsUnder(e.root); len(m) != 0 {
-		t.Errorf("mounts left: %v", m)
-	}
+	e.checkReleased(t, dg, "after the refused FUSE mount")
 }

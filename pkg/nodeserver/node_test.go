@@ -61,12 +61,7 @@ func TestStagePublishRead(t *testing.T) {
 	}
 	must(t, e.unstage("vol-1", staging))
 	must(t, e.unstage("vol-1", staging))
-	if m := mountsUnder(e.root); len(m) != 0 {
-		t.Errorf("mounts left after unstage: %v", m)
-	}
-	if _, ok := e.pool.Lookup(dg); ok {
-		t.Error("pool extent not released after the last unstage")
-	}
+	e.checkReleased(t, dg, "after the last unstage")
 	if pids := fuseServePIDs(e.root); len(pids) != 0 {
 		t.Errorf("fuse-serve still running: %v", pids)
 	}

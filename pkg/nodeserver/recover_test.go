@@ -56,12 +56,7 @@ func TestRestartKeepsReaders(t *testing.T) {
 	checkTree(t, inline, "tree1.manifest.json")
 	f.Close()
 	must(t, e.unpublish("inline", inline))
-	if _, ok := e.pool.Lookup(dg); ok {
-		t.Error("image not released after recovery and teardown")
-	}
-	if m := mountsUnder(e.root); len(m) != 0 {
-		t.Errorf("mounts left: %v", m)
-	}
+	e.checkReleased(t, dg, "after recovery and teardown")
 }
 
 // The fuse-serve process dies: its mounts answer ENOTCONN. A restarted
@@ -118,12 +113,7 @@ func TestFuseServerKilled(t *testing.T) {
 	must(t, e.unpublish("inline-rw", rw))
 	must(t, e.unpublish("pv", target))
 	must(t, e.unstage("pv", staging))
-	if m := mountsUnder(e.root); len(m) != 0 {
-		t.Errorf("mounts left: %v", m)
-	}
-	if _, ok := e.pool.Lookup(dg); ok {
-		t.Error("image not released")
-	}
+	e.checkReleased(t, dg, "after the last unstage")
 }
 
 func killFuseServe(t *testing.T, e *env) {
@@ -195,12 +185,7 @@ func TestRecoveryForgetsRemovedTargets(t *testing.T) {
 		t.Errorf("snapshot %+v, want the PV's reference only", s)
 	}
 	must(t, e.unstage("pv", staging)) // no live targets left
-	if _, ok := e.pool.Lookup(dg); ok {
-		t.Error("image not released")
-	}
-	if m := mountsUnder(e.root); len(m) != 0 {
-		t.Errorf("mounts left: %v", m)
-	}
+	e.checkReleased(t, dg, "after the unstage")
 }
 
 // A torn image record (crash mid-write on a filesystem without rename
@@ -218,12 +203,7 @@ func TestRecoveryWithUnreadableImageRecord(t *testing.T) {
 		t.Errorf("snapshot %+v", s)
 	}
 	must(t, e.unpublish("inline", target))
-	if _, ok := e.pool.Lookup(dg); ok {
-		t.Error("image not released")
-	}
-	if m := mountsUnder(e.root); len(m) != 0 {
-		t.Errorf("mounts left: %v", m)
-	}
+	e.checkReleased(t, dg, "after the unpublish")
 }
 
 // A dead server's mount left at an image path must not pass for the new

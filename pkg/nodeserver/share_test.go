@@ -48,12 +48,7 @@ func TestTwoVolumesShareImage(t *testing.T) {
 		t.Fatal("image released while an inline volume uses it")
 	}
 	must(t, e.unpublish("csi-inline-1", t2))
-	if _, ok := e.pool.Lookup(dg); ok {
-		t.Error("image kept after its last volume left")
-	}
-	if m := mountsUnder(e.root); len(m) != 0 {
-		t.Errorf("mounts left: %v", m)
-	}
+	e.checkReleased(t, dg, "after its last volume left")
 }
 
 // 100 concurrent inline publishes of one image stage it exactly once.
@@ -103,12 +98,7 @@ func TestConcurrentPublishStagesOnce(t *testing.T) {
 			t.Fatalf("unpublish %d: %v", i, err)
 		}
 	}
-	if _, ok := e.pool.Lookup(dg); ok {
-		t.Error("image kept after 100 unpublishes")
-	}
-	if m := mountsUnder(e.root); len(m) != 0 {
-		t.Errorf("mounts left: %v", m)
-	}
+	e.checkReleased(t, dg, "after 100 unpublishes")
 }
 
 // A writable view writes, renames and deletes without touching the image.
