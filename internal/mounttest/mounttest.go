@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/proc"
 )
 
 // MountsUnder lists the mount points at or below root, from this process's
@@ -37,23 +39,11 @@ func FuseServePIDs(root string) []int {
 			continue
 		}
 		b, _ := os.ReadFile("/proc/" + d.Name() + "/cmdline")
-		if bytes.Contains(b, []byte("fuse-serve\x00")) && bytes.Contains(b, []byte(root)) && alive(pid) {
+		if bytes.Contains(b, []byte("fuse-serve\x00")) && bytes.Contains(b, []byte(root)) && proc.Alive(pid) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
-}
-
-// alive is false for a gone or zombie process.
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
-		return b[i+2] != 'Z' && b[i+2] != 'X'
-	}
-	return true
 }
 
 // CleanupRoot kills the fuse-serve processes of root and detaches every

@@ -8,9 +8,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/proc"
 )
 
 // identity says who stages an extent, so that a later opener can tell
@@ -39,7 +40,7 @@ func newIdentity() (identity, error) {
 	id.boot = bootID()
 	id.pid = uint64(os.Getpid())
 	// Without /proc (a bare initramfs), liveness falls back to heartbeats.
-	if start, err := procStartTime(os.Getpid()); err == nil {
+	if start, err := proc.StartTime(os.Getpid()); err == nil {
 		id.pidStart, id.procOK = start, true
 	}
 	return id, nil
@@ -72,28 +73,6 @@ func bootID() [16]byte {
 	return id
 }
 
-// procStartTime is field 22 of /proc/PID/stat: the start time in clock ticks
-// since boot, which tells a live process from a reused pid.
-func procStartTime(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces; fields resume after ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parse /proc/%d/stat: no ')'", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, fmt.Errorf("parse /proc/%d/stat: %d fields after the name", pid, len(f))
-	}
-	if f[0] == "Z" || f[0] == "X" {
-		return 0, fmt.Errorf("process %d is a zombie: %w", pid, os.ErrNotExist)
-	}
-	return strconv.ParseUint(f[19], 10, 64)
-}
-
 // stagerAlive judges the stager recorded in rec.
 func (id identity) stagerAlive(rec []byte, staleAfter time.Duration, now time.Time) bool {
 	if le64(rec, recHost) == id.host && id.procOK {
@@ -106,7 +85,7 @@ func (id identity) stagerAlive(rec []byte, staleAfter time.Duration, now time.Ti
 		if pid == 0 || pid > 1<<31 {
 			return false
 		}
-		start, err := procStartTime(int(pid))
+		start, err := proc.StartTime(int(pid))
 		if errors.Is(err, os.ErrNotExist) {
 			return false
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/daxfs-csi/daxfs-csi/pkg/fusehost"
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/proc"
 	"github.com/daxfs-csi/daxfs-csi/internal/sharedtest"
 )
 
@@ -101,7 +102,7 @@ func containerRestart(t *testing.T, withHost bool) {
 	t.Logf("container restart killed %v (plugin %d, fuse-serve %d)", killed, plugin.Process.Pid, server)
 	rest, readErr := io.ReadAll(f)
 	if withHost {
-		if !processAlive(server) {
+		if !proc.Alive(server) {
 			t.Fatalf("fuse-serve %d died with the plugin container", server)
 		}
 		h := sha256.Sum256(append(head, rest...))
@@ -110,7 +111,7 @@ func containerRestart(t *testing.T, withHost bool) {
 		}
 		checkTree(t, target, "tree1.manifest.json") // fresh opens
 	} else {
-		waitFor(t, "fuse-serve to die with its cgroup", func() bool { return !processAlive(server) })
+		waitFor(t, "fuse-serve to die with its cgroup", func() bool { return !proc.Alive(server) })
 		if !errors.Is(readErr, syscall.ENOTCONN) {
 			t.Fatalf("open reader after the container kill: %d bytes, %v; want ENOTCONN", len(rest), readErr)
 		}

@@ -1,7 +1,6 @@
 package nodeserver
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/proc"
 )
 
 // A FUSE image mount is served by its own `daxfs-csi fuse-serve` process in
@@ -91,10 +92,10 @@ func stopFuse(pid int, digest, dir string) error {
 			return fmt.Errorf("signal fuse-serve %d: %w", pid, err)
 		}
 		deadline := time.Now().Add(fuseStopTimeout)
-		for processAlive(pid) && time.Now().Before(deadline) {
+		for proc.Alive(pid) && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if processAlive(pid) {
+		if proc.Alive(pid) {
 			klog.InfoS("fuse-serve ignored SIGTERM, killing", "pid", pid, "digest", digest)
 			unix.Kill(pid, unix.SIGKILL)
 		}
@@ -114,19 +115,6 @@ func stopFuse(pid int, digest, dir string) error {
 		}
 	}
 	return fmt.Errorf("unmount %s: still mounted", dir)
-}
-
-// processAlive is true for a running process (a zombie counts as gone).
-func processAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// state is the field after "(comm)"
-	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
-		return b[i+2] != 'Z' && b[i+2] != 'X'
-	}
-	return true
 }
 
 // isFuseServe checks pid still runs fuse-serve for digest before we signal it.

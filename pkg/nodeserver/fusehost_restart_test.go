@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/proc"
 )
 
 // Restarting the fuse-host container does kill its servers (as documented);
@@ -33,7 +35,7 @@ func TestFuseHostRestartHeals(t *testing.T) {
 
 	cg.killAll()
 	host.Wait()
-	waitFor(t, "fuse-serve to die with fuse-host", func() bool { return !processAlive(servers[0]) })
+	waitFor(t, "fuse-serve to die with fuse-host", func() bool { return !proc.Alive(servers[0]) })
 	var st unix.Statfs_t
 	if err := unix.Statfs(target, &st); !errors.Is(err, syscall.ENOTCONN) {
 		t.Fatalf("statfs of the volume with fuse-host gone: %v, want ENOTCONN", err)

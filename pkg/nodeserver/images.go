@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"k8s.io/klog/v2"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/proc"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
@@ -283,7 +284,7 @@ func (s *NodeServer) mountImage(im *state.Image, mode volume.MountMode) error {
 // imageHealthy reports why the image mount does not answer (or its FUSE
 // server is gone), nil when it serves.
 func (s *NodeServer) imageHealthy(im *state.Image) error {
-	if im.Backend == backendFUSE && im.PID > 0 && !processAlive(im.PID) {
+	if im.Backend == backendFUSE && im.PID > 0 && !proc.Alive(im.PID) {
 		return fmt.Errorf("fuse-serve %d for %s is gone", im.PID, im.Digest)
 	}
 	return mountHealthy(s.store.ImageMount(im.Digest))

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/proc"
 	"github.com/daxfs-csi/daxfs-csi/pkg/fusehost"
 )
 
@@ -64,7 +65,7 @@ func (h hostLauncher) launch(ctx context.Context, argv []string, logPath string)
 		return 0, nil, fmt.Errorf("start fuse-serve: %w", err)
 	}
 	return pid, func() (bool, string) {
-		if processAlive(pid) {
+		if proc.Alive(pid) {
 			return false, ""
 		}
 		// fuse-host may not have reaped it yet; its exit status is worth

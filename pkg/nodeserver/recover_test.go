@@ -11,6 +11,8 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"golang.org/x/sys/unix"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/proc"
 )
 
 // The plugin dies (kill -9: no cleanup at all) while a reader holds a file
@@ -123,7 +125,7 @@ func killFuseServe(t *testing.T, e *env) {
 		t.Fatalf("fuse-serve pids %v, want 1", pids)
 	}
 	must(t, unix.Kill(pids[0], unix.SIGKILL))
-	waitFor(t, "fuse-serve to die", func() bool { return !processAlive(pids[0]) })
+	waitFor(t, "fuse-serve to die", func() bool { return !proc.Alive(pids[0]) })
 }
 
 // assertAllMountsAnswer: no mount under root is left "transport endpoint
@@ -222,7 +224,7 @@ func TestFuseStartOverDeadMount(t *testing.T) {
 	pid, err := e.ns.fuse.start(dg, dir, filepath.Join(e.ns.store.ImageDir(dg), "fuse.log"))
 	must(t, err)
 	t.Cleanup(func() { stopFuse(pid, dg, dir) })
-	if !processAlive(pid) || !isFuseServe(pid, dg) {
+	if !proc.Alive(pid) || !isFuseServe(pid, dg) {
 		t.Fatalf("start returned pid %d, which is not a live fuse-serve for %s", pid, dg)
 	}
 	if !fuseAnswers(dir, 5*time.Second) {
