@@ -94,17 +94,7 @@ func (rec *recorder) record(sysRoot, devRoot string) error {
 					}
 					continue
 				}
-				if err := rec.link(p); err != nil {
-					return err
-				}
-				target, err := filepath.EvalSymlinks(p)
-				if err != nil {
-					return err
-				}
-				if err := rec.ancestors(sysRoot, target); err != nil {
-					return err
-				}
-				if err := rec.tree(target); err != nil {
+				if err := rec.linkedTree(sysRoot, p); err != nil {
 					return err
 				}
 			}
@@ -116,17 +106,7 @@ func (rec *recorder) record(sysRoot, devRoot string) error {
 			continue
 		}
 		p := filepath.Join(sysRoot, "block", name)
-		if err := rec.link(p); err != nil {
-			return err
-		}
-		target, err := filepath.EvalSymlinks(p)
-		if err != nil {
-			return err
-		}
-		if err := rec.ancestors(sysRoot, target); err != nil {
-			return err
-		}
-		if err := rec.tree(target); err != nil {
+		if err := rec.linkedTree(sysRoot, p); err != nil {
 			return err
 		}
 	}
@@ -273,6 +253,22 @@ func (rec *recorder) attrsOnly(dir string) error {
 		}
 	}
 	return nil
+}
+
+// linkedTree records the symlink p, the directories down to its target,
+// and the target's whole tree.
+func (rec *recorder) linkedTree(sysRoot, p string) error {
+	if err := rec.link(p); err != nil {
+		return err
+	}
+	target, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return err
+	}
+	if err := rec.ancestors(sysRoot, target); err != nil {
+		return err
+	}
+	return rec.tree(target)
 }
 
 // ancestors copies the attribute files of every directory between sysRoot
