@@ -6,18 +6,25 @@ IMAGES    ?= /var/lib/daxfs/images
 FUZZTIME  ?= 20s
 # Tests mount filesystems and start FUSE servers: they need root.
 TEST_FLAGS ?= -count=1 -timeout 40m
+# Stamped into the binary (internal/buildinfo): `daxfs-csi --version`.
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X github.com/daxfs-csi/daxfs-csi/internal/buildinfo.version=$(VERSION) \
+	-X github.com/daxfs-csi/daxfs-csi/internal/buildinfo.commit=$(COMMIT)
 
 .PHONY: build run test unit fuzz e2e-qemu e2e-kube sanity vet bench
 
 build:
-	$(GO) build -o $(BIN) ./cmd/daxfs-csi
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/daxfs-csi
 
 # A node plugin (and per-node controller) on the embedded default: a
 # memory-file pool in /dev/shm served through FUSE, with a demo image.
+# exec: the server replaces the recipe's shell, so the signal that stops make
+# (Ctrl-C, or SIGTERM to make, which passes it on) stops the server.
 run: build
 	mkdir -p $(IMAGES) $(RUN_DIR)
 	$(BIN) image build $(CURDIR)/docs -o $(IMAGES)/demo.daxfs
-	$(BIN) serve --mode=all --endpoint unix://$(RUN_DIR)/csi.sock \
+	exec $(BIN) serve --mode=all --endpoint unix://$(RUN_DIR)/csi.sock \
 		--node-id $$(hostname) --pool memfile:/dev/shm/daxfs-pool --pool-size 1Gi \
 		--state-dir $(RUN_DIR)/state --allow-source file://$(IMAGES)/ \
 		--metrics-address 127.0.0.1:9808

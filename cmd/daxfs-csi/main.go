@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -57,8 +58,20 @@ func main() {
 }
 
 func dispatch(args []string) int {
+	if len(args) == 1 {
+		switch args[0] {
+		case "-h", "-help", "--help":
+			args = []string{"help"}
+		case "-version", "--version":
+			args = []string{"version"}
+		}
+	}
 	cmd, rest := find(args)
 	if cmd == nil {
+		// "pool --help": the commands under a group word.
+		if n := len(args); n > 1 && isHelpFlag(args[n-1]) {
+			return dispatch(append([]string{"help"}, args[:n-1]...))
+		}
 		printUsage(os.Stderr, args)
 		return 2
 	}
@@ -91,23 +104,32 @@ func find(args []string) (*command, []string) {
 	return nil, args
 }
 
-func printUsage(w *os.File, args []string) {
-	prefix := strings.Join(args, " ")
-	names := make([]string, 0, len(commands))
+func isHelpFlag(a string) bool { return a == "-h" || a == "-help" || a == "--help" }
+
+// matching names the commands that start with the words of prefix.
+func matching(prefix string) []string {
+	var names []string
 	for n := range commands {
-		if prefix == "" || strings.HasPrefix(n, prefix) {
-			names = append(names, n)
-		}
-	}
-	if len(names) == 0 {
-		fmt.Fprintf(w, "daxfs-csi: unknown command %q\n", prefix)
-		for n := range commands {
+		if prefix == "" || n == prefix || strings.HasPrefix(n, prefix+" ") {
 			names = append(names, n)
 		}
 	}
 	sort.Strings(names)
+	return names
+}
+
+// printUsage lists the commands that start with args, or all of them after
+// saying that none does.
+func printUsage(w io.Writer, args []string) {
+	prefix := strings.Join(args, " ")
+	names := matching(prefix)
+	if len(names) == 0 {
+		fmt.Fprintf(w, "daxfs-csi: unknown command %q\n", prefix)
+		names = matching("")
+	}
 	fmt.Fprintln(w, "usage: daxfs-csi COMMAND [flags] [args]")
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-16s %s\n", n, commands[n].summary)
 	}
+	fmt.Fprintln(w, "\n`daxfs-csi COMMAND -h` prints a command's flags; `daxfs-csi --version` the version and commit.")
 }
