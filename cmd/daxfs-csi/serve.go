@@ -224,6 +224,10 @@ func serve(args []string) error {
 		defer node.Shutdown()
 		opts.Node = node
 		opts.Images = func() []metrics.Image { return imagesOf(node.Snapshot()) }
+		metrics.Default.SetKernelSource(func() (metrics.KernelModule, bool) {
+			p, ok := node.KernelProbe()
+			return metrics.KernelModule{Mount: p.Mount, SharedMap: p.SharedMap, PrivateWriteMap: p.PrivateWriteMap}, ok
+		})
 	}
 	d, err := driver.New(opts)
 	if err != nil {
@@ -256,7 +260,7 @@ func imagesOf(st []nodeserver.ImageStatus) []metrics.Image {
 	out := make([]metrics.Image, len(st))
 	for i, s := range st {
 		out[i] = metrics.Image{Digest: s.Digest, Size: s.Size, RegionBytes: s.RegionBytes,
-			References: s.References, Backend: s.Backend, Healthy: s.Healthy}
+			References: s.References, Backend: s.Backend, Reason: s.Reason, Healthy: s.Healthy}
 	}
 	return out
 }
