@@ -136,8 +136,19 @@ func TestKernelExecVolumeNotOnModuleWithoutPrivateMaps(t *testing.T) {
 	if !found {
 		t.Errorf("volume health does not say why FUSE serves: %v", h)
 	}
+	// The reason is kept with the image record: a restarted plugin says it too.
+	e.ns.Shutdown()
+	e.ns = e.newServer()
+	if st := imageOf(t, e.ns, dg); st.Reason != reasonNoPrivateMap || st.ReasonMessage != msgNoPrivateMap {
+		t.Errorf("after a restart: %q %q", st.Reason, st.ReasonMessage)
+	}
 	must(t, e.unpublish("a", e.path("pods", "a")))
 	e.checkReleased(t, dg, "after the exec volume")
+
+	for _, bad := range []map[string]string{{"exec": "no"}, {"mount": "dax"}} {
+		err := e.publish("bad", uri, dg, "", e.path("pods", "bad"), bad)
+		wantCode(t, "bad attribute", err, codes.InvalidArgument)
+	}
 }
 
 // A module that can map privately serves exec volumes with mount=auto.

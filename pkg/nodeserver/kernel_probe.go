@@ -96,7 +96,6 @@ func (s *NodeServer) kernelView(ctx context.Context, mode volume.MountMode, r re
 		return k
 	}
 	k.probe, k.probeErr = s.kernelCaps(ctx, inst)
-	k.probed = k.probeErr == nil
 	return k
 }
 

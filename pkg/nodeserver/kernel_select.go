@@ -48,9 +48,8 @@ const msgNoPrivateMap = "kernel daxfs module cannot map files privately (exec)"
 // kernelView is what the node knows of the module when it picks a backend.
 type kernelView struct {
 	listed   bool
-	probe    state.KernelProbe // valid when probed
-	probed   bool
-	probeErr error // the probe could not run (not a fact about the module)
+	probe    state.KernelProbe // read only when listed, reachable and probeErr is nil
+	probeErr error             // the probe could not run (not a fact about the module)
 }
 
 // selectBackend picks kernel or FUSE for a mount mode and a volume that

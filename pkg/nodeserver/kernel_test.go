@@ -90,10 +90,10 @@ func TestFakeModuleRefusesValidate(t *testing.T) {
 func TestSelectBackend(t *testing.T) {
 	phys := region{phys: 0x100000000, size: 4096}
 	none := region{size: 4096}
-	upstream := kernelView{listed: true, probed: true, probe: state.KernelProbe{Mount: true, SharedMap: true}}
-	fixed := kernelView{listed: true, probed: true, probe: state.KernelProbe{Mount: true, SharedMap: true, PrivateWriteMap: true}}
-	broken := kernelView{listed: true, probed: true, probe: state.KernelProbe{Detail: "mount daxfs: no such device"}}
-	noDAX := kernelView{listed: true, probed: true, probe: state.KernelProbe{Mount: true}}
+	upstream := kernelView{listed: true, probe: state.KernelProbe{Mount: true, SharedMap: true}}
+	fixed := kernelView{listed: true, probe: state.KernelProbe{Mount: true, SharedMap: true, PrivateWriteMap: true}}
+	broken := kernelView{listed: true, probe: state.KernelProbe{Detail: "mount daxfs: no such device"}}
+	noDAX := kernelView{listed: true, probe: state.KernelProbe{Mount: true}}
 	failed := kernelView{listed: true, probeErr: errors.New("stage probe image: no space")}
 	absent := kernelView{}
 	for _, c := range []struct {
