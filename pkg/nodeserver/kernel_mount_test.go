@@ -19,14 +19,17 @@ import (
 // kernelEnv is a node whose pool has physical addresses and whose kernel
 // has the fake daxfs module (upstream's behaviour) loaded.
 func kernelEnv(t *testing.T, mod func(*fakeModule)) (*env, *fakeModule) {
+	return kernelEnvKeep(t, mod, false)
+}
+
+func kernelEnvKeep(t *testing.T, mod func(*fakeModule), keepUnused bool) (*env, *fakeModule) {
 	t.Helper()
 	fake := newFakeModule(t)
 	if mod != nil {
 		mod(fake)
 	}
-	var pp *physPool
-	e := newEnv(t, 64<<20, func(o *Options) { o.kernel = fake })
-	pp = newPhysPool(e.pool)
+	e := newEnv(t, 64<<20, func(o *Options) { o.kernel = fake; o.KeepUnused = keepUnused })
+	pp := newPhysPool(e.pool)
 	fake.region = pp.region
 	e.ns.pool = pp
 	return e, fake
@@ -252,6 +255,24 @@ func TestKernelMountSharedWithExecVolume(t *testing.T) {
 	must(t, e.unpublish("d2", e.path("pods", "d2")))
 	must(t, e.unpublish("x", e.path("pods", "x")))
 	e.checkReleased(t, dg, "at the end")
+}
+
+// An image only the cache (--keep-unused) holds is remounted for an exec
+// volume instead of refusing it.
+func TestKernelCachedDataMountRemountedForExec(t *testing.T) {
+	e, _ := kernelEnvKeep(t, nil, true)
+	uri, dg := e.addImage("tree1.static.daxfs", "tree1.daxfs")
+	must(t, e.publish("d", uri, dg, "", e.path("pods", "d"), map[string]string{"exec": "false"}))
+	must(t, e.unpublish("d", e.path("pods", "d")))
+	if st := imageOf(t, e.ns, dg); st.Backend != backendKernel || st.References != 0 {
+		t.Fatalf("cached data image: %+v", st)
+	}
+	must(t, e.publish("x", uri, dg, "", e.path("pods", "x"), nil))
+	checkTree(t, e.path("pods", "x"), "tree1.manifest.json")
+	if st := imageOf(t, e.ns, dg); st.Backend != backendFUSE || st.Reason != reasonNoPrivateMap {
+		t.Errorf("exec volume on the cached image: %q %q", st.Backend, st.Reason)
+	}
+	must(t, e.unpublish("x", e.path("pods", "x")))
 }
 
 // The real module's path (mount(2) with the options the node builds)
