@@ -88,7 +88,7 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	fs.StringVar(&c.metricsAddress, "metrics-address", "", "serve /metrics and /healthz on this address (e.g. :9808); empty disables")
 	fs.BoolVar(&c.keepUnused, "keep-unused", false, "keep images with no volumes staged as a cache (evicted when space is needed)")
 	fs.Int64Var(&c.maxVolumes, "max-volumes", 0, "volumes this node accepts (NodeGetInfo max_volumes_per_node); 0 = no limit")
-	fs.StringVar(&c.mountMode, "mount-mode", "auto", "image mount backend when a volume says auto: auto (kernel daxfs if loaded, else fuse), kernel or fuse")
+	fs.StringVar(&c.mountMode, "mount-mode", "auto", "image mount backend when a volume says auto: auto (kernel daxfs where it can serve the volume, else fuse; docs/kernel-mount.md), kernel or fuse")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, wait this long for in-flight calls")
 	fs.StringVar(&c.registrationDir, "registration-dir", "", "serve kubelet plugin registration in this dir (the kubelet's plugins_registry), in place of node-driver-registrar; empty disables")
 	fs.StringVar(&c.kubeletRegPath, "kubelet-registration-path", "", "the CSI socket path as the kubelet sees it (default: the --endpoint path)")
@@ -224,6 +224,10 @@ func serve(args []string) error {
 		defer node.Shutdown()
 		opts.Node = node
 		opts.Images = func() []metrics.Image { return imagesOf(node.Snapshot()) }
+		metrics.Default.SetKernelSource(func() (metrics.KernelModule, bool) {
+			p, ok := node.KernelProbe()
+			return metrics.KernelModule{Mount: p.Mount, SharedMap: p.SharedMap, PrivateWriteMap: p.PrivateWriteMap}, ok
+		})
 	}
 	d, err := driver.New(opts)
 	if err != nil {
@@ -256,7 +260,7 @@ func imagesOf(st []nodeserver.ImageStatus) []metrics.Image {
 	out := make([]metrics.Image, len(st))
 	for i, s := range st {
 		out[i] = metrics.Image{Digest: s.Digest, Size: s.Size, RegionBytes: s.RegionBytes,
-			References: s.References, Backend: s.Backend, Healthy: s.Healthy}
+			References: s.References, Backend: s.Backend, Reason: s.Reason, Healthy: s.Healthy}
 	}
 	return out
 }

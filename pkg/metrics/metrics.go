@@ -22,7 +22,16 @@ type Image struct {
 	RegionBytes int64  // device bytes the extent holds (size rounded to the pool align)
 	References  int    // volumes (publications) using it
 	Backend     string // kernel | fuse
+	Reason      string // why that backend (CamelCase, e.g. KernelNoPrivateMap)
 	Healthy     bool
+}
+
+// KernelModule is what the node's probe found the kernel daxfs module able
+// to do (docs/kernel-mount.md).
+type KernelModule struct {
+	Mount           bool // mounts a region
+	SharedMap       bool // shared read-only mmap (DAX)
+	PrivateWriteMap bool // private read-write mmap (what exec needs)
 }
 
 // PoolStats is the pool's space at scrape time.
@@ -38,6 +47,8 @@ type PoolStats struct {
 type (
 	NodeSnapshot func() []Image
 	PoolSnapshot func() (s PoolStats, ok bool)
+	// KernelSnapshot: ok=false until the module was probed.
+	KernelSnapshot func() (k KernelModule, ok bool)
 )
 
 // Set is one registry with the daxfs collectors on it. The process uses
@@ -48,11 +59,12 @@ type Set struct {
 	stageDuration *prometheus.HistogramVec
 	operations    *prometheus.CounterVec
 
-	mu    sync.RWMutex
-	node  NodeSnapshot
-	pool  PoolSnapshot
-	state *stateCollector
-	ociM  ociMetrics
+	mu     sync.RWMutex
+	node   NodeSnapshot
+	pool   PoolSnapshot
+	kernel KernelSnapshot
+	state  *stateCollector
+	ociM   ociMetrics
 }
 
 // New returns a Set with every collector registered, plus the Go and process
@@ -73,7 +85,7 @@ func New() *Set {
 	}, []string{"method", "code"})
 	// Naming the descs here also orders their init before Default's.
 	s.state = &stateCollector{set: s, descs: []*prometheus.Desc{
-		descDeviceTotal, descDeviceUsed, descStaged, descSaved, descRefs, descRegion, descBackend, descHealthy}}
+		descDeviceTotal, descDeviceUsed, descStaged, descSaved, descRefs, descRegion, descBackend, descHealthy, descKernelCap}}
 	s.Registry.MustRegister(
 		s.stageDuration,
 		s.operations,
@@ -113,6 +125,13 @@ func (s *Set) SetSources(pool PoolSnapshot, node NodeSnapshot) {
 	s.pool, s.node = pool, node
 }
 
+// SetKernelSource installs what the kernel module gauge reads.
+func (s *Set) SetKernelSource(k KernelSnapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kernel = k
+}
+
 // Handler serves /metrics from the Set and /healthz from healthy (nil: always ok).
 func (s *Set) Handler(healthy func() error) http.Handler {
 	mux := http.NewServeMux()
@@ -143,9 +162,12 @@ var (
 	descRegion = prometheus.NewDesc(namespace+"_image_region_bytes",
 		"Device bytes held by a staged image.", []string{"digest"}, nil)
 	descBackend = prometheus.NewDesc(namespace+"_image_mount_backend",
-		"Mount backend of a staged image (1 for the backend in use).", []string{"digest", "backend"}, nil)
+		"Mount backend of a staged image (1 for the backend in use) and why it was chosen.", []string{"digest", "backend", "reason"}, nil)
 	descHealthy = prometheus.NewDesc(namespace+"_image_healthy",
 		"1 when the image mount answers, else 0.", []string{"digest"}, nil)
+	descKernelCap = prometheus.NewDesc(namespace+"_kernel_module_capability",
+		"What the probe found the loaded kernel daxfs module able to do: mount, shared_map (DAX), private_write_map (exec); 1 yes, 0 no.",
+		[]string{"capability"}, nil)
 )
 
 // stateCollector reads the pool and the node when scraped, so the gauges
@@ -163,8 +185,19 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	c.set.mu.RLock()
-	pool, node := c.set.pool, c.set.node
+	pool, node, kernel := c.set.pool, c.set.node, c.set.kernel
 	c.set.mu.RUnlock()
+
+	if kernel != nil {
+		if k, ok := kernel(); ok {
+			for _, cp := range []struct {
+				name string
+				ok   bool
+			}{{"mount", k.Mount}, {"shared_map", k.SharedMap}, {"private_write_map", k.PrivateWriteMap}} {
+				ch <- prometheus.MustNewConstMetric(descKernelCap, prometheus.GaugeValue, b2f(cp.ok), cp.name)
+			}
+		}
+	}
 
 	if pool != nil {
 		if st, ok := pool(); ok {
@@ -187,13 +220,20 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		if backend == "" {
 			backend = "unknown"
 		}
-		ch <- prometheus.MustNewConstMetric(descBackend, prometheus.GaugeValue, 1, im.Digest, backend)
-		healthy := 0.0
-		if im.Healthy {
-			healthy = 1
+		reason := im.Reason
+		if reason == "" {
+			reason = "unknown"
 		}
-		ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, healthy, im.Digest)
+		ch <- prometheus.MustNewConstMetric(descBackend, prometheus.GaugeValue, 1, im.Digest, backend, reason)
+		ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, b2f(im.Healthy), im.Digest)
 	}
 	ch <- prometheus.MustNewConstMetric(descStaged, prometheus.GaugeValue, float64(len(images)))
 	ch <- prometheus.MustNewConstMetric(descSaved, prometheus.GaugeValue, float64(saved))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

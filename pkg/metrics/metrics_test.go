@@ -15,8 +15,8 @@ import (
 func TestStateCollectorReadsSourcesAtScrape(t *testing.T) {
 	s := New()
 	images := []Image{
-		{Digest: "sha256:aa", RegionBytes: 4096, References: 3, Backend: "fuse", Healthy: true},
-		{Digest: "sha256:bb", RegionBytes: 8192, References: 1, Backend: "kernel"},
+		{Digest: "sha256:aa", RegionBytes: 4096, References: 3, Backend: "fuse", Reason: "KernelNoPrivateMap", Healthy: true},
+		{Digest: "sha256:bb", RegionBytes: 8192, References: 1, Backend: "kernel", Reason: "KernelDAX"},
 	}
 	s.SetSources(func() (PoolStats, bool) {
 		return PoolStats{Pool: "p1", Total: 1 << 20, Used: 12288}, true
@@ -33,10 +33,10 @@ daxfs_staged_images 2
 # TYPE daxfs_image_references gauge
 daxfs_image_references{digest="sha256:aa"} 3
 daxfs_image_references{digest="sha256:bb"} 1
-# HELP daxfs_image_mount_backend Mount backend of a staged image (1 for the backend in use).
+# HELP daxfs_image_mount_backend Mount backend of a staged image (1 for the backend in use) and why it was chosen.
 # TYPE daxfs_image_mount_backend gauge
-daxfs_image_mount_backend{backend="fuse",digest="sha256:aa"} 1
-daxfs_image_mount_backend{backend="kernel",digest="sha256:bb"} 1
+daxfs_image_mount_backend{backend="fuse",digest="sha256:aa",reason="KernelNoPrivateMap"} 1
+daxfs_image_mount_backend{backend="kernel",digest="sha256:bb",reason="KernelDAX"} 1
 # HELP daxfs_device_bytes_used Bytes of the data region held by extents.
 # TYPE daxfs_device_bytes_used gauge
 daxfs_device_bytes_used{pool="p1"} 12288
@@ -54,6 +54,26 @@ daxfs_device_bytes_used{pool="p1"} 12288
 # TYPE daxfs_staged_images gauge
 daxfs_staged_images 1
 `), "daxfs_staged_images"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The kernel module's probed capabilities are gauges once probed, absent before.
+func TestKernelModuleCapability(t *testing.T) {
+	s := New()
+	probed := false
+	s.SetKernelSource(func() (KernelModule, bool) { return KernelModule{Mount: true, SharedMap: true}, probed })
+	if n, err := testutil.GatherAndCount(s.Registry, "daxfs_kernel_module_capability"); err != nil || n != 0 {
+		t.Fatalf("before the probe: %d series, %v", n, err)
+	}
+	probed = true
+	if err := testutil.GatherAndCompare(s.Registry, strings.NewReader(`
+# HELP daxfs_kernel_module_capability What the probe found the loaded kernel daxfs module able to do: mount, shared_map (DAX), private_write_map (exec); 1 yes, 0 no.
+# TYPE daxfs_kernel_module_capability gauge
+daxfs_kernel_module_capability{capability="mount"} 1
+daxfs_kernel_module_capability{capability="private_write_map"} 0
+daxfs_kernel_module_capability{capability="shared_map"} 1
+`), "daxfs_kernel_module_capability"); err != nil {
 		t.Fatal(err)
 	}
 }

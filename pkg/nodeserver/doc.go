@@ -15,7 +15,9 @@
 // InvalidArgument (the request names content that can never stage; retrying
 // the same request cannot succeed); an image that does not fit in the pool
 // is ResourceExhausted; a source outside --allow-source is PermissionDenied;
-// mount=kernel on a node without the module, unstage with live publishes,
+// mount=kernel where the kernel daxfs module cannot serve the volume (not
+// loaded, no region it can reach, or exec needed from a module that cannot
+// map files privately: docs/kernel-mount.md), unstage with live publishes,
 // publish of an unstaged volume and multi-node writer modes are
 // FailedPrecondition. Single-node writer modes are accepted (the kubelet
 // always asks SINGLE_NODE_WRITER for inline volumes): the view is read-only

@@ -28,6 +28,8 @@ type resolved struct {
 	Size   int64
 	Mode   volume.MountMode // effective: the volume's, or the node default for auto
 	Strict bool             // the volume itself named the backend
+	// NeedExec: the volume may run programs (volume.Attributes.NeedsExec).
+	NeedExec bool
 	// PullSecret names the secret an oci:// source is pulled with
 	// (NAMESPACE/NAME or NAME); empty for other sources.
 	PullSecret string
@@ -70,7 +72,7 @@ func (s *NodeServer) resolve(ctx context.Context, a volume.Attributes) (resolved
 		return resolved{}, volume.WithCode(codes.InvalidArgument, fmt.Errorf("image %s is empty", a.Image))
 	}
 	mode, strict := s.effectiveMode(a.Mount)
-	return resolved{URI: a.Image, Digest: r.Digest, Size: r.Size, Mode: mode, Strict: strict, PullSecret: a.PullSecretRef()}, nil
+	return resolved{URI: a.Image, Digest: r.Digest, Size: r.Size, Mode: mode, Strict: strict, NeedExec: a.NeedsExec(), PullSecret: a.PullSecretRef()}, nil
 }
 
 // ensureImage makes r staged in the pool and mounted once under the state
@@ -87,10 +89,17 @@ func (s *NodeServer) ensureImage(ctx context.Context, r resolved) (*state.Image,
 		}
 		err := s.imageHealthy(im)
 		if err == nil {
-			s.touch(im)
-			return im, nil
+			err = s.execUnserved(ctx, im, r)
+			if err == nil {
+				s.touch(im)
+				return im, nil
+			}
+			if s.usersOf(r.Digest) > 0 {
+				return nil, err
+			}
+			// Only the cache holds it: remount for this volume.
 		}
-		klog.InfoS("Image mount is broken, remounting", "digest", r.Digest, "err", err)
+		klog.InfoS("Image mount cannot serve, remounting", "digest", r.Digest, "err", err)
 		if err := s.unmountImage(im); err != nil {
 			return nil, err
 		}
@@ -116,7 +125,7 @@ func (s *NodeServer) ensureImage(ctx context.Context, r resolved) (*state.Image,
 			return nil, err
 		}
 	}
-	if err := s.mountImage(im, r.Mode); err != nil {
+	if err := s.mountImage(ctx, im, r.Mode, r.NeedExec || s.execNeeded(r.Digest)); err != nil {
 		s.forgetIfUnused(im)
 		return nil, err
 	}
@@ -223,7 +232,8 @@ func (s *NodeServer) fill(ctx context.Context, r resolved) func(dst []byte) erro
 }
 
 // mountImage makes the image's one read-only mount, kernel or FUSE.
-func (s *NodeServer) mountImage(im *state.Image, mode volume.MountMode) error {
+// needExec: some volume of the image may run programs from it.
+func (s *NodeServer) mountImage(ctx context.Context, im *state.Image, mode volume.MountMode, needExec bool) error {
 	ext, ok := s.pool.Lookup(im.Digest)
 	if !ok {
 		return fmt.Errorf("mount image %s: not ready in the pool", im.Digest)
@@ -232,35 +242,35 @@ func (s *NodeServer) mountImage(im *state.Image, mode volume.MountMode) error {
 	if !hasPhys {
 		phys = 0
 	}
-	listed, err := kernelListed(s.opts.ProcFilesystems)
-	if err != nil {
-		klog.ErrorS(err, "Cannot tell whether the daxfs module is loaded; assuming not")
-	}
 	exporter, dmabuf := s.pool.(DMABufExporter)
-	backend, err := selectBackend(mode, listed, region{phys: phys, size: im.Size, dmabuf: dmabuf})
+	r := region{phys: phys, size: im.Size, dmabuf: dmabuf}
+	choice, err := selectBackend(mode, needExec, s.kernelView(ctx, mode, r), r)
 	if err != nil {
-		return err
+		return fmt.Errorf("mount image %s: %w", im.Digest, err)
 	}
 	dir := s.store.ImageMount(im.Digest)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("mount image %s: %w", im.Digest, err)
 	}
-	if backend == backendKernel {
+	if choice.Backend == backendKernel {
 		err = s.mountKernel(dir, ext, phys, im.Size, exporter)
 		if err != nil && mode == volume.MountAuto {
 			// auto promises a mount, not a backend: the module may refuse a
-			// region (or be listed but broken) while FUSE can serve it.
+			// region while FUSE can serve it.
 			klog.ErrorS(err, "Kernel daxfs mount failed; falling back to FUSE", "digest", im.Digest)
-			backend = backendFUSE
+			choice = backendChoice{backendFUSE, reasonKernelMountError, fmt.Sprintf("kernel daxfs mount failed: %v", err)}
+			err = nil
 		}
 	}
-	if backend == backendFUSE && s.pool.Info().Kind == daxdev.KindDMAHeap {
+	if choice.Backend == backendFUSE && s.pool.Info().Kind == daxdev.KindDMAHeap {
 		// fuse-serve reopens the pool by spec; a dma-heap spec allocates a
-		// new, empty buffer instead of finding this one.
+		// new, empty buffer instead of finding this one. The kernel needs a
+		// dma-buf per extent, which no pool exports yet (docs/kernel-mount.md).
 		return volume.WithCode(codes.FailedPrecondition, fmt.Errorf(
-			"mount image %s: the FUSE fallback cannot serve a dma-heap pool (another process cannot reopen the buffer); load the daxfs module", im.Digest))
+			"mount image %s: the FUSE fallback cannot serve a dma-heap pool (another process cannot reopen the buffer), and the kernel cannot: %s",
+			im.Digest, choice.Message))
 	}
-	if backend == backendFUSE {
+	if choice.Backend == backendFUSE {
 		var pid int
 		pid, err = s.fuse.start(im.Digest, dir, filepath.Join(s.store.ImageDir(im.Digest), "fuse.log"))
 		s.mu.Lock()
@@ -271,10 +281,12 @@ func (s *NodeServer) mountImage(im *state.Image, mode volume.MountMode) error {
 		return fmt.Errorf("mount image %s: %w", im.Digest, err)
 	}
 	s.mu.Lock()
-	im.Backend = backend
+	im.Backend, im.Reason, im.ReasonMessage = choice.Backend, choice.Reason, choice.Message
 	im.LastUsed = time.Now()
 	im.Generation++
 	s.mu.Unlock()
+	klog.InfoS("Image mount backend chosen", "digest", im.Digest, "backend", choice.Backend,
+		"reason", choice.Reason, "message", choice.Message, "mount", mode, "exec", needExec)
 	if err := s.store.SaveImage(im); err != nil {
 		return err
 	}
@@ -306,7 +318,7 @@ func (s *NodeServer) unmountImage(im *state.Image) error {
 		return fmt.Errorf("unmount image %s: %w", im.Digest, err)
 	}
 	s.mu.Lock()
-	im.Backend, im.PID = "", 0
+	im.Backend, im.PID, im.Reason, im.ReasonMessage = "", 0, "", ""
 	s.mu.Unlock()
 	return s.store.SaveImage(im)
 }
@@ -400,12 +412,12 @@ func (s *NodeServer) touch(im *state.Image) {
 // the extent's own dma-buf.
 func (s *NodeServer) mountKernel(dir string, e daxdev.Extent, phys uint64, size int64, exp DMABufExporter) error {
 	if phys != 0 || exp == nil {
-		return mountKernelPhys(dir, phys, size)
+		return mountKernelPhys(s.kernel, dir, phys, size)
 	}
 	f, err := exp.ExtentDMABuf(e)
 	if err != nil {
 		return fmt.Errorf("dma-buf of %s: %w", e.Digest, err)
 	}
 	defer f.Close()
-	return mountKernelDmabuf(dir, f)
+	return mountKernelDmabuf(s.kernel, dir, f)
 }

@@ -127,6 +127,12 @@ func (s *NodeServer) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVo
 	if stale {
 		bad("StaleImageMount", "the volume's mounts still point at a previous, dead image mount")
 	}
+	// CSI 1.13 has no volume condition in NodeGetVolumeStats: a loaded
+	// kernel module that cannot serve the volume is said here.
+	if im.Backend == backendFUSE && kernelDeclined(im.Reason) {
+		h.HealthStatuses = append(h.HealthStatuses, &csi.VolumeHealth_VolumeHealthEntry{
+			Status: csi.VolumeHealthErrorType_DEGRADED, Reason: im.Reason, Message: im.ReasonMessage})
+	}
 	sort.Strings(paths)
 	var broken []string
 	for _, p := range paths {
@@ -179,8 +185,10 @@ type ImageStatus struct {
 	RegionBytes int64 // pool bytes the extent holds
 	References  int   // volumes using it
 	Backend     string
-	MountPath   string
-	Healthy     bool
+	// Reason (CamelCase) and ReasonMessage say why Backend was chosen.
+	Reason, ReasonMessage string
+	MountPath             string
+	Healthy               bool
 }
 
 // Snapshot lists the staged images, sorted by digest. It checks each mount,
@@ -190,7 +198,8 @@ func (s *NodeServer) Snapshot() []ImageStatus {
 	var out []ImageStatus
 	var ims []state.Image
 	for d, im := range s.images {
-		out = append(out, ImageStatus{Digest: d, Size: im.Size, References: s.refsLocked(d), Backend: im.Backend, MountPath: s.store.ImageMount(d)})
+		out = append(out, ImageStatus{Digest: d, Size: im.Size, References: s.refsLocked(d), Backend: im.Backend,
+			Reason: im.Reason, ReasonMessage: im.ReasonMessage, MountPath: s.store.ImageMount(d)})
 		ims = append(ims, *im)
 	}
 	s.mu.Unlock()

@@ -4,17 +4,105 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
-	"google.golang.org/grpc/codes"
 )
 
-// The kernel daxfs module (docs/daxfs-format.md section 10) mounts a region
-// by physical address or by dma-buf fd. It does not exist on every node, so
-// the backend is chosen per image.
+// The kernel daxfs module (docs/daxfs-format.md section 10,
+// docs/kernel-mount.md) mounts a region by physical address or by dma-buf
+// fd. It does not exist on every node, and what it can do is probed once
+// per module instance (kernel_probe.go), so the backend is chosen per image.
+
+// kernelModule is how the node reaches the kernel daxfs module: realModule
+// on a node, a fake that behaves like upstream aa9c212 in tests (the module
+// cannot be built here). The probe and the image mounts both go through it.
+type kernelModule interface {
+	// Instance identifies the loaded module; "" when it is not loaded.
+	Instance() (string, error)
+	// MountPhys is mount("none", dir, "daxfs", read-only, data).
+	MountPhys(dir, data string) error
+	// MountDmabuf mounts the whole dma-buf at dir with the new mount API,
+	// setting flags as fsconfig flags.
+	MountDmabuf(dir string, dmabuf *os.File, flags []string) error
+	// Map is mmap(2) of a file on a daxfs mount.
+	Map(f *os.File, length, prot, flags int) ([]byte, error)
+}
+
+// realModule is the module of the running kernel.
+type realModule struct {
+	procFilesystems string // /proc/filesystems
+	sysModule       string // /sys/module/daxfs
+	bootID          string // /proc/sys/kernel/random/boot_id
+}
+
+func newRealModule(procFilesystems string) realModule {
+	return realModule{procFilesystems: procFilesystems, sysModule: "/sys/module/daxfs", bootID: "/proc/sys/kernel/random/boot_id"}
+}
+
+// Instance names one load of the module. The boot id and the inode of
+// /sys/module/daxfs together change on every load: kernfs numbers its
+// nodes cyclically, so a reloaded module gets a new directory inode, and the
+// boot id separates boots. srcversion (a hash of the module's source) and
+// coresize make the key readable and change with the build. refcnt is not
+// used: it counts mounts, so it changes without a new module.
+// A built-in daxfs has no directory there (unless it has parameters); the
+// boot id alone then names it.
+func (m realModule) Instance() (string, error) {
+	listed, err := kernelListed(m.procFilesystems)
+	if err != nil || !listed {
+		return "", err
+	}
+	boot, err := readTrim(m.bootID)
+	if err != nil {
+		return "", err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(m.sysModule, &st); err != nil {
+		return fmt.Sprintf("boot=%s builtin", boot), nil
+	}
+	src, _ := readTrim(filepath.Join(m.sysModule, "srcversion"))
+	core, _ := readTrim(filepath.Join(m.sysModule, "coresize"))
+	return fmt.Sprintf("boot=%s sysfs-ino=%d srcversion=%s coresize=%s", boot, st.Ino, src, core), nil
+}
+
+func (realModule) MountPhys(dir, data string) error {
+	return unix.Mount("none", dir, "daxfs", roFlags, data)
+}
+
+// MountDmabuf: the fd can only be passed with fsconfig(FSCONFIG_SET_FD, "dmabuf").
+func (realModule) MountDmabuf(dir string, dmabuf *os.File, flags []string) error {
+	fsfd, err := unix.Fsopen("daxfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("fsopen daxfs: %w", err)
+	}
+	defer unix.Close(fsfd)
+	if err := unix.FsconfigSetFd(fsfd, "dmabuf", int(dmabuf.Fd())); err != nil {
+		return fmt.Errorf("fsconfig dmabuf: %w", err)
+	}
+	for _, f := range flags {
+		if err := unix.FsconfigSetFlag(fsfd, f); err != nil {
+			return fmt.Errorf("fsconfig %s: %w", f, err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return fmt.Errorf("fsconfig create: %w", err)
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+	if err != nil {
+		return fmt.Errorf("fsmount daxfs: %w", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, dir, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount daxfs to %s: %w", dir, err)
+	}
+	return nil
+}
+
+func (realModule) Map(f *os.File, length, prot, flags int) ([]byte, error) {
+	return unix.Mmap(int(f.Fd()), 0, length, prot, flags)
+}
 
 // kernelListed reports whether the filesystems file (/proc/filesystems) lists daxfs.
 func kernelListed(path string) (bool, error) {
@@ -36,76 +124,41 @@ func kernelListed(path string) (bool, error) {
 	return false, nil
 }
 
-// region says how the kernel could reach an extent.
-type region struct {
-	phys   uint64 // 0: no physical address
-	size   int64  // image bytes
-	dmabuf bool   // the pool hands out dma-buf fds
-}
-
-// selectBackend picks kernel or FUSE for a mount mode.
-func selectBackend(mode volume.MountMode, listed bool, r region) (string, error) {
-	kernelOK := listed && (r.phys != 0 || r.dmabuf)
-	switch mode {
-	case volume.MountFUSE:
-		return backendFUSE, nil
-	case volume.MountKernel:
-		if !listed {
-			return "", volume.WithCode(codes.FailedPrecondition,
-				fmt.Errorf("mount=kernel: the daxfs kernel module is not loaded on this node (/proc/filesystems does not list daxfs); use mount=auto or fuse"))
-		}
-		if !kernelOK {
-			return "", volume.WithCode(codes.FailedPrecondition,
-				fmt.Errorf("mount=kernel: the pool gives neither a physical address nor a dma-buf for this region; use mount=auto or fuse"))
-		}
-		return backendKernel, nil
-	default:
-		if kernelOK {
-			return backendKernel, nil
-		}
-		return backendFUSE, nil
+func readTrim(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
 	}
+	return strings.TrimSpace(string(b)), nil
 }
 
-// kernelOptions is the data string of a phys mount; validate makes the module
-// check the image once more (section 7).
+// kernelOptions is the data string of a phys mount. It never carries
+// `validate`: the node has validated every byte of the image (pkg/image,
+// stricter than the module) before it was staged, and the module's
+// validator refuses every image there is (its hard-link rule counts the
+// entries pointing at each inode, and none points at the root: "inode 1
+// nlink mismatch: nlink=1 refcount=0"; docs/daxfs-format.md section 7).
 func kernelOptions(phys uint64, size int64) string {
-	return fmt.Sprintf("phys=0x%x,size=%d,validate", phys, size)
+	return fmt.Sprintf("phys=0x%x,size=%d", phys, size)
 }
+
+// kernelDmabufFlags are the fsconfig flags of a dma-buf mount: none, for
+// the reason kernelOptions gives.
+var kernelDmabufFlags []string
 
 // mountKernelPhys mounts the region at dir read-only.
-func mountKernelPhys(dir string, phys uint64, size int64) error {
+func mountKernelPhys(m kernelModule, dir string, phys uint64, size int64) error {
 	opts := kernelOptions(phys, size)
-	if err := unix.Mount("none", dir, "daxfs", roFlags, opts); err != nil {
+	if err := m.MountPhys(dir, opts); err != nil {
 		return fmt.Errorf("mount daxfs %s at %s: %w", opts, dir, err)
 	}
 	return nil
 }
 
-// mountKernelDmabuf mounts a dma-buf through the new mount API: the fd can
-// only be passed with fsconfig(FSCONFIG_SET_FD, "dmabuf").
-func mountKernelDmabuf(dir string, dmabuf *os.File) error {
-	fsfd, err := unix.Fsopen("daxfs", unix.FSOPEN_CLOEXEC)
-	if err != nil {
-		return fmt.Errorf("fsopen daxfs: %w", err)
-	}
-	defer unix.Close(fsfd)
-	if err := unix.FsconfigSetFd(fsfd, "dmabuf", int(dmabuf.Fd())); err != nil {
-		return fmt.Errorf("fsconfig dmabuf: %w", err)
-	}
-	if err := unix.FsconfigSetFlag(fsfd, "validate"); err != nil {
-		return fmt.Errorf("fsconfig validate: %w", err)
-	}
-	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return fmt.Errorf("fsconfig create: %w", err)
-	}
-	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
-	if err != nil {
-		return fmt.Errorf("fsmount daxfs: %w", err)
-	}
-	defer unix.Close(mfd)
-	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, dir, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fmt.Errorf("move_mount daxfs to %s: %w", dir, err)
+// mountKernelDmabuf mounts a dma-buf holding exactly one image.
+func mountKernelDmabuf(m kernelModule, dir string, dmabuf *os.File) error {
+	if err := m.MountDmabuf(dir, dmabuf, kernelDmabufFlags); err != nil {
+		return fmt.Errorf("mount daxfs dmabuf at %s: %w", dir, err)
 	}
 	return nil
 }

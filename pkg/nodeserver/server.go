@@ -67,6 +67,8 @@ type Options struct {
 	OnStage func(digest, backend string, d time.Duration)
 	// ProcFilesystems is read to detect the daxfs module (default /proc/filesystems).
 	ProcFilesystems string
+	// kernel replaces the real module in tests (kernel_fake_test.go).
+	kernel kernelModule
 	// Fetcher opens image sources (default source.Default).
 	Fetcher *source.Fetcher
 	// HealthInterval: how often image mounts are checked and dead ones
@@ -83,6 +85,9 @@ type NodeServer struct {
 	owner string // pool owner name of this node's references
 	store *state.Store
 	fuse  fuseServe
+
+	kernel kernelModule
+	prober kernelProber
 
 	digests digestCache // file:// sources without a digest attribute
 
@@ -118,6 +123,9 @@ func New(opts Options) (*NodeServer, error) {
 	if opts.ProcFilesystems == "" {
 		opts.ProcFilesystems = "/proc/filesystems"
 	}
+	if opts.kernel == nil {
+		opts.kernel = newRealModule(opts.ProcFilesystems)
+	}
 	if opts.Fetcher == nil {
 		opts.Fetcher = source.Default
 	}
@@ -138,6 +146,7 @@ func New(opts Options) (*NodeServer, error) {
 		owner:    ownerName(opts.NodeID),
 		store:    st,
 		fuse:     fuseServe{argv: opts.FuseServeCommand, poolSpec: opts.PoolSpec, launcher: localLauncher{}},
+		kernel:   opts.kernel,
 		volLocks: newKeyedMutex(),
 		imgLocks: newKeyedMutex(),
 		images:   map[string]*state.Image{},

@@ -16,6 +16,11 @@ const (
 	AttrDigest   = "digest"
 	AttrMount    = "mount"
 	AttrWritable = "writable"
+	// AttrExec "false" marks a data volume (weights, datasets): no program
+	// runs from it and no file of it is mapped private and writable, so the
+	// kernel daxfs module can serve it even when it cannot map files
+	// privately (docs/kernel-mount.md). Default "true".
+	AttrExec = "exec"
 
 	// AttrEphemeral is set by the kubelet for CSI inline volumes.
 	AttrEphemeral = "csi.storage.k8s.io/ephemeral"
@@ -41,10 +46,12 @@ const (
 
 // Attributes are the parsed, validated volume attributes.
 type Attributes struct {
-	Image     string // source URI: file:///abs/path, https://... or oci://REGISTRY/REPO...
-	Digest    string // "sha256:<hex>" of the DAXFS image; empty when not given (file and oci sources)
-	Mount     MountMode
-	Writable  bool
+	Image    string // source URI: file:///abs/path, https://... or oci://REGISTRY/REPO...
+	Digest   string // "sha256:<hex>" of the DAXFS image; empty when not given (file and oci sources)
+	Mount    MountMode
+	Writable bool
+	// NoExec is exec: "false": the volume holds data only (see AttrExec).
+	NoExec    bool
 	Ephemeral bool
 	// PullSecret names the dockerconfigjson secret for oci:// pulls:
 	// NAME (in the pod's namespace) or NAMESPACE/NAME.
@@ -82,6 +89,12 @@ func Parse(attrs map[string]string) (Attributes, error) {
 				problems = append(problems, fmt.Sprintf("%s: %v", AttrWritable, err))
 			}
 			a.Writable = b
+		case AttrExec:
+			b, err := parseExec(v)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %v", AttrExec, err))
+			}
+			a.NoExec = !b
 		case attrPodNamespace:
 			a.PodNamespace = v
 		case AttrEphemeral:
@@ -98,8 +111,8 @@ func Parse(attrs map[string]string) (Attributes, error) {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		problems = append(problems, fmt.Sprintf("unknown attributes %q (known: %s, %s, %s, %s, %s)",
-			unknown, AttrImage, AttrDigest, AttrMount, AttrWritable, AttrPullSecret))
+		problems = append(problems, fmt.Sprintf("unknown attributes %q (known: %s, %s, %s, %s, %s, %s)",
+			unknown, AttrImage, AttrDigest, AttrMount, AttrWritable, AttrExec, AttrPullSecret))
 	}
 	if a.Image == "" {
 		problems = append(problems, fmt.Sprintf("%s is required", AttrImage))
@@ -166,6 +179,21 @@ func parseBool(v string) (bool, error) {
 	return false, fmt.Errorf("%q: want \"true\" or \"false\"", v)
 }
 
+// parseExec reads exec: unset means "true" (a volume may hold programs).
+func parseExec(v string) (bool, error) {
+	switch v {
+	case "true", "":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return true, fmt.Errorf("%q: want \"true\" or \"false\"", v)
+}
+
+// NeedsExec reports whether programs may run from the volume (or its files
+// be mapped private and writable, which is what an ELF loader does).
+func (a Attributes) NeedsExec() bool { return !a.NoExec }
+
 // checkSource accepts absolute, clean file:// URIs and https URLs with a host.
 func checkSource(src string) error {
 	if strings.HasPrefix(src, OCIScheme) {
@@ -212,6 +240,9 @@ func (a Attributes) Context() map[string]string {
 	}
 	if a.Writable {
 		m[AttrWritable] = "true"
+	}
+	if a.NoExec {
+		m[AttrExec] = "false"
 	}
 	if a.PullSecret != "" {
 		m[AttrPullSecret] = a.PullSecret

@@ -440,7 +440,7 @@ func TestMetricsAfterTwoVolumesOfOneImage(t *testing.T) {
 	if got, _ := strconv.ParseFloat(metric(`daxfs_shared_bytes_saved`), 64); got != float64(region) || region == 0 {
 		t.Errorf("daxfs_shared_bytes_saved = %v, want one region (%d bytes)", got, region)
 	}
-	metric(`daxfs_image_mount_backend\{backend="(fuse|kernel)",digest="sha256:[0-9a-f]{64}"\}`)
+	metric(`daxfs_image_mount_backend\{backend="(fuse|kernel)",digest="sha256:[0-9a-f]{64}",reason="[A-Za-z]+"\}`)
 	metric(`daxfs_stage_duration_seconds_count\{backend="(fuse|kernel)"\}`)
 	if got := metric(`daxfs_csi_operations_total\{code="OK",method="/csi.v1.Node/NodePublishVolume"\}`); got != "2" {
 		t.Errorf("NodePublishVolume OK count = %s, want 2", got)

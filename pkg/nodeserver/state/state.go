@@ -34,6 +34,9 @@ type Image struct {
 	// Generation counts image mounts: a volume bound at an older one points
 	// at a dead mount and must be bound again.
 	Generation int `json:"generation,omitempty"`
+	// Reason (a CamelCase code) and ReasonMessage say why Backend was chosen.
+	Reason        string `json:"reason,omitempty"`
+	ReasonMessage string `json:"reasonMessage,omitempty"`
 }
 
 // Target is one published path of a volume.
