@@ -85,6 +85,9 @@ fi
 
 # nvdimm-fsdax: the NVDIMM as an fsdax block device /dev/pmem0 instead of device-dax.
 MODE=devdax; DEV=dax0.0
+# twohost: struct pages in guest RAM (-M mem), not on the shared media, where
+# the other guest's kernel would write its own over them.
+NSMAP=; [ "$TEST" = twohost ] && NSMAP="-M mem"
 [ "$SETUP" = nvdimm-fsdax ] && { MODE=fsdax; DEV=pmem0; }
 case "$SETUP" in
   nvdimm|e820|nvdimm-fsdax)
@@ -92,7 +95,7 @@ case "$SETUP" in
       fail "$SETUP.namespace: /sys/bus/nd/devices/namespace0.0 did not appear"; ls /sys/bus/nd/devices; finish
     fi
     if [ "$BOOT" = 1 ]; then
-      run "$SETUP.create-namespace" ndctl create-namespace -f -e namespace0.0 -m "$MODE" -a 2M || finish
+      run "$SETUP.create-namespace" ndctl create-namespace -f -e namespace0.0 -m "$MODE" -a 2M $NSMAP || finish
     fi
     ;;
   cxl)
@@ -115,7 +118,7 @@ case "$SETUP" in
       run cxl.init-labels ndctl init-labels -f nmem0 || finish
       run cxl.enable-region ndctl enable-region region0 || finish
     fi
-    run cxl.create-namespace ndctl create-namespace -r region0 -m devdax -a 2M || finish
+    run cxl.create-namespace ndctl create-namespace -r region0 -m devdax -a 2M $NSMAP || finish
     ;;
   *) fail "setup: unknown e2e.setup='$SETUP'"; finish ;;
 esac

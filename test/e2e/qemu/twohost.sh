@@ -49,20 +49,23 @@ th_fail() {
   th_stop
   die "twohost-$th_dev: $*"
 }
+declare -A th_jobs=()  # guest -> "timeout-pid cat-pid"
 th_stop() {
   local g pid
   for g in a b; do
-    pid=$(cat "$work/twohost-$th_dev-$g.pid" 2>/dev/null) || continue
-    kill -9 "$pid" 2>/dev/null || true
+    pid=$(cat "$work/twohost-$th_dev-$g.pid" 2>/dev/null) && kill -9 "$pid" 2>/dev/null
+    for pid in ${th_jobs[$g]:-}; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
   done
-  wait 2>/dev/null || true
+  th_jobs=()
+  return 0
 }
 # th_wait G PATTERN SECONDS: wait for a console line.
 th_wait() {
-  local i=0
+  local i=0 pid
   until th_grep "$1" "$2" >/dev/null; do
     i=$((i + 1)); [ "$i" -gt $(($3 * 10)) ] && th_fail "guest $1: no '$2' within $3 s"
-    if ! kill -0 "$(cat "$work/twohost-$th_dev-$1.pid" 2>/dev/null)" 2>/dev/null && [ "${th_killed:-}" != "$1" ]; then
+    pid=$(cat "$work/twohost-$th_dev-$1.pid" 2>/dev/null) || pid=
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && [ "${th_killed:-}" != "$1" ]; then
       th_fail "guest $1 exited while waiting for '$2'"
     fi
     sleep 0.1
@@ -80,7 +83,7 @@ th_cmd() { # G SECONDS LINE
 }
 th_ack() { th_wait "$1" "^E2E-ACK $2 rc=" "$3"; }
 # th_result G KEY FIELD: the value of FIELD= in guest G's "E2E-RESULT KEY" line.
-th_result() { th_grep "$1" "^E2E-RESULT $2 " | tail -n1 | grep -o "$3=[^ ]*" | cut -d= -f2-; }
+th_result() { { th_grep "$1" "^E2E-RESULT $2 " | tail -n1 | grep -o "$3=[^ ]*" | cut -d= -f2-; } || true; }
 th_pass() { th_grep "$1" "^E2E-PASS $2( |$)" >/dev/null || th_fail "guest $1: no 'E2E-PASS $2'"; }
 th_ok() { log "PASS twohost.$1 ($th_dev): $2"; echo "E2E-TWOHOST $th_dev $1 $2" >> "$work/twohost-results.txt"; }
 
@@ -101,20 +104,23 @@ twohost() { # DEV: nvdimm | cxl
       $(th_args "$th_dev" "$g") -kernel "$kernel" -initrd "$initrd" \
       -append "console=ttyS0 panic=-1 oops=panic loglevel=4 e2e.setup=$th_dev e2e.boot=1 e2e.test=twohost e2e.node=node-$g e2e.machineid=$mid e2e.hostname=daxfs-node ${QEMU_E2E_APPEND:-}" \
       </dev/null >"$(th_log $g)" 2>&1 &
+    th_jobs[$g]=$!
     cat "$work/twohost-$th_dev-$g.ctl.out" >/dev/null &
+    th_jobs[$g]="${th_jobs[$g]} $!"
   done
+  th_seq=()
   th_wait a '^E2E-READY' 150; th_wait b '^E2E-READY' 150
   phase_end "twohost-$th_dev-boot"
   phase_start
   # One guest at a time writes its namespace's info block (same geometry, so
   # both /dev/dax0.0 land on the same bytes); the pool area stays blank.
-  th_send a setup; th_wait a '^E2E-ACK setup rc=0' 120
-  th_send b setup; th_wait b '^E2E-ACK setup rc=0' 120
+  echo setup > "$work/twohost-$th_dev-a.ctl.in"; th_wait a '^E2E-ACK setup rc=0' 120
+  echo setup > "$work/twohost-$th_dev-b.ctl.in"; th_wait b '^E2E-ACK setup rc=0' 120
   phase_end "twohost-$th_dev-devices"
 
   phase_start
   local ida idb
-  ida=$(th_grep a '^E2E-IDENTITY' | sed 's/node=[^ ]* //'); idb=$(th_grep b '^E2E-IDENTITY' | sed 's/node=[^ ]* //')
+  ida=$(th_grep a '^E2E-IDENTITY' | sed 's/node=[^ ]* //' || true); idb=$(th_grep b '^E2E-IDENTITY' | sed 's/node=[^ ]* //' || true)
   [ -n "$ida" ] && [ "$ida" = "$idb" ] || th_fail "guests differ in identity: '$ida' vs '$idb'"
   th_ok identity "$ida"
 
@@ -187,9 +193,12 @@ twohost() { # DEV: nvdimm | cxl
   bound=$(( ${twohost_stale%s} + 60 ))
   awk -v t="$took" -v b="$bound" 'BEGIN{exit !(t < b)}' || th_fail "takeover took ${took}s, want under ${bound}s (stale-after $twohost_stale + copy)"
   th_ok killed-copier "node-a killed mid-fill; node-b staged it exactly once ${took}s after the kill (stale-after $twohost_stale, heartbeat $twohost_heartbeat; its own stage call $(th_result b stage.takeover seconds)s, $(th_result b stage.takeover retries) Unavailable retries)"
-  th_grep b '^  retried:' | head -n 3 | sed 's/^/  [b] /'
+  { th_grep b '^  retried:' | head -n 3 | sed 's/^/  [b] /'; } || true
   th_send b end
-  wait 2>/dev/null || true
+  th_wait b '^E2E-DONE' 60
+  for g in a b; do
+    ! th_grep $g '^E2E-FAIL' || th_fail "guest $g reported failures"
+  done
   th_stop
   phase_end "twohost-$th_dev-test"
 }
