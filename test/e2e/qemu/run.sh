@@ -133,7 +133,7 @@ if [ "$twohost_wanted" = 1 ]; then
   # An image big enough that its fill is still running when the test kills the copier.
   if [ ! -s "$work/big.daxfs" ]; then
     rm -rf "$work/big-src"; mkdir -p "$work/big-src"
-    for i in 1 2 3 4; do head -c 16M /dev/urandom > "$work/big-src/blob$i"; done
+    for i in 1 2 3 4 5 6 7 8; do head -c 16M /dev/urandom > "$work/big-src/blob$i"; done
     "$work/daxfs-csi" image build "$work/big-src" -o "$work/big.daxfs" || die "building big.daxfs failed"
     rm -rf "$work/big-src"
   fi

@@ -175,13 +175,13 @@ twohost() { # DEV: nvdimm | cxl
   img=/images/big.daxfs
   th_send b "poolcheck -check watch.big -image $img -watch"
   sleep 1
-  th_send a "csi -check stage.killed -volume v-big -image $img -total 600s stage"
+  th_send a "csi -check stage.killed -volume v-big -image $img -timeout 120s -total 600s stage"
   th_ack b "${th_seq[b]}" 120; th_pass b watch.big
   local qa t0 t1
   qa=$(cat "$work/twohost-$th_dev-a.pid")
   kill -9 "$qa"; th_killed=a; t0=$(date +%s.%N)
   log "killed guest a (qemu pid $qa) while it filled $img"
-  th_cmd b 180 "csi -check stage.takeover -volume v-big -image $img -timeout 20s -total 170s stage"
+  th_cmd b 180 "csi -check stage.takeover -volume v-big -image $img -timeout 60s -total 170s stage"
   t1=$(date +%s.%N)
   th_pass b stage.takeover
   th_cmd b 30 "copies big.daxfs"; th_cmd b 30 reclaims
