@@ -13,12 +13,14 @@ import (
 type poolFlags struct {
 	spec   string
 	offset string
+	tuning poolTuning
 }
 
 func newPoolFlagSet(name string, pf *poolFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("daxfs-csi "+name, flag.ContinueOnError)
 	fs.SetOutput(os.Stderr)
 	fs.StringVar(&pf.spec, "pool", "", "pool spec: memfile:PATH, devdax:/dev/daxX.Y, pmem:/dev/pmemN, dmaheap:NAME or auto")
+	pf.tuning.register(fs)
 	fs.StringVar(&pf.offset, "offset", "0", "memfile only: where the pool starts in the file (e.g. a guest's dax data in a QEMU backing file), Ki/Mi/Gi suffixes, or \"find\" to scan for the pool header")
 	return fs
 }
@@ -37,19 +39,24 @@ func parsePoolArgs(fs *flag.FlagSet, pf *poolFlags, args []string, nargs int, ar
 		}
 		return daxdev.PoolOptions{}, usageError{fmt.Sprintf("want exactly one %s argument, got %d", argName, fs.NArg())}
 	}
+	var opts daxdev.PoolOptions
+	if err := pf.tuning.apply(&opts, ""); err != nil {
+		return opts, err
+	}
 	if pf.offset == "find" {
 		s, err := daxdev.ParseSpec(pf.spec)
 		if err != nil || s.Scheme != "memfile" {
 			return daxdev.PoolOptions{}, usageError{"--offset find needs a memfile:PATH pool"}
 		}
-		off, err := daxdev.FindPool(s.Path)
-		return daxdev.PoolOptions{Offset: off}, err
+		opts.Offset, err = daxdev.FindPool(s.Path)
+		return opts, err
 	}
 	off, err := daxdev.ParseSize(pf.offset)
 	if err != nil {
 		return daxdev.PoolOptions{}, usageError{"--offset: " + err.Error()}
 	}
-	return daxdev.PoolOptions{Offset: off}, nil
+	opts.Offset = off
+	return opts, nil
 }
 
 func closePool(p *daxdev.Pool, err *error) {

@@ -48,6 +48,7 @@ type serveConfig struct {
 	pool            string
 	poolSize        string
 	poolForce       bool
+	poolTuning      poolTuning
 	stateDir        string
 	allowSources    stringList
 	metricsAddress  string
@@ -83,6 +84,7 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	fs.StringVar(&c.pool, "pool", "memfile:"+daxdev.DefaultMemfile, "device pool spec: memfile:PATH, devdax:/dev/daxX.Y, pmem:/dev/pmemN, dmaheap:NAME or auto")
 	fs.StringVar(&c.poolSize, "pool-size", "1Gi", "size of a memfile or dmaheap pool when created (Ki/Mi/Gi/Ti)")
 	fs.BoolVar(&c.poolForce, "pool-force", false, "format the device even if it holds something that is not a daxfs pool (destroys it)")
+	c.poolTuning.register(fs)
 	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/daxfs-csi", "where the node and controller keep their records")
 	fs.Var(&c.allowSources, "allow-source", "image URI prefix volumes may use (repeatable), e.g. file:///var/lib/daxfs/images/")
 	fs.StringVar(&c.metricsAddress, "metrics-address", "", "serve /metrics and /healthz on this address (e.g. :9808); empty disables")
@@ -126,6 +128,9 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	}
 	if _, err := daxdev.ParseSize(c.poolSize); err != nil {
 		return nil, usageError{"--pool-size: " + err.Error()}
+	}
+	if err := c.poolTuning.apply(&daxdev.PoolOptions{}, ""); err != nil {
+		return nil, err
 	}
 	switch volume.MountMode(c.mountMode) {
 	case volume.MountAuto, volume.MountKernel, volume.MountFUSE:
@@ -172,13 +177,16 @@ func serve(args []string) error {
 
 	var pool *daxdev.Pool
 	if mode != driver.ModeController || k == nil || c.poolSet {
-		pool, err = daxdev.OpenPool(c.pool, daxdev.PoolOptions{Size: size, Init: true, Force: c.poolForce})
+		popts := daxdev.PoolOptions{Size: size, Init: true, Force: c.poolForce}
+		_ = c.poolTuning.apply(&popts, c.stateDir) // checked with the flags
+		pool, err = daxdev.OpenPool(c.pool, popts)
 		if err != nil {
 			return fmt.Errorf("open pool %s: %w", c.pool, err)
 		}
 		defer pool.Close()
 		info := pool.Info()
-		klog.InfoS("Pool open", "spec", c.pool, "id", info.ID, "kind", info.Kind, "size", info.Size, "align", info.Align)
+		klog.InfoS("Pool open", "spec", c.pool, "id", info.ID, "kind", info.Kind, "size", info.Size, "align", info.Align,
+			"heartbeat", popts.Heartbeat, "staleAfter", popts.StaleAfter, "coherence", info.Coherence)
 	}
 
 	opts := driver.Options{

@@ -17,6 +17,9 @@ type backend interface {
 	// changes where the OS offers a lock that dies with its holder (flock).
 	lockHost() error
 	unlockHost() error
+	// coherence is what the device says about cache coherence between the
+	// hosts sharing it (never auto).
+	coherence() Coherence
 	// dmaBufFD is the dma-buf fd backing the mapping, or -1.
 	dmaBufFD() int
 	close() error

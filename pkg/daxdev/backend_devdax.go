@@ -135,3 +135,7 @@ func (d *devdax) close() error {
 	errs = append(errs, d.f.Close())
 	return errors.Join(errs...)
 }
+
+// coherence: no kernel we know of (6.1 to 6.12) reports whether shared CXL memory is
+// hardware coherent, so auto means coherent; noncoherent must be asked for.
+func (d *devdax) coherence() Coherence { return CoherenceCoherent }

@@ -82,3 +82,6 @@ func (d *dmaheap) close() error {
 	errs = append(errs, unix.Close(d.fd))
 	return errors.Join(errs...)
 }
+
+// coherence: ordinary RAM of this host.
+func (d *dmaheap) coherence() Coherence { return CoherenceCoherent }

@@ -101,3 +101,6 @@ func (m *memfile) close() error {
 	errs = append(errs, m.f.Close())
 	return errors.Join(errs...)
 }
+
+// coherence: one host's page cache (QEMU shares its backing file through it too).
+func (m *memfile) coherence() Coherence { return CoherenceCoherent }

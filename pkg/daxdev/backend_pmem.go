@@ -98,3 +98,6 @@ func flockFile(f *os.File, how int) error {
 	}
 	return nil
 }
+
+// coherence: a block device maps through one host's page cache.
+func (p *pmem) coherence() Coherence { return CoherenceCoherent }

@@ -32,6 +32,9 @@ var (
 	ErrBadArgument = errors.New("invalid argument")
 	// ErrNoDevice: the device (or dma-buf heap) does not exist.
 	ErrNoDevice = errors.New("no such device")
+	// ErrBusy: the digest is being staged by another live stager and the
+	// caller's deadline comes before it is ready or judged dead; retry.
+	ErrBusy = errors.New("staging by another stager still in progress")
 	// ErrClosed: the pool was closed.
 	ErrClosed = errors.New("pool is closed")
 )

@@ -5,4 +5,10 @@ package daxdev
 //go:noescape
 func cacheWriteback(addr, n uintptr)
 
+// cacheInvalidate drops the CPU cache lines of [addr, addr+n) so that later
+// loads read memory.
+//
+//go:noescape
+func cacheInvalidate(addr, n uintptr)
+
 const haveCacheWriteback = true

@@ -10,4 +10,6 @@ var fence atomic.Uint64
 // issued, which is enough on cache-coherent memory (docs/pool-format.md).
 func cacheWriteback(addr, n uintptr) { fence.Add(1) }
 
+func cacheInvalidate(addr, n uintptr) { fence.Add(1) }
+
 const haveCacheWriteback = false

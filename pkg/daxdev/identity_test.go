@@ -6,7 +6,7 @@ import (
 )
 
 func TestStagerAlive(t *testing.T) {
-	id, err := newIdentity()
+	id, err := newIdentity(osIdentitySources(""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,8 @@ func TestStagerAlive(t *testing.T) {
 		{"this process", rec(id.host, id.boot, id.pid, id.pidStart, old), true},
 		{"pid reused", rec(id.host, id.boot, id.pid, id.pidStart+1, now), false},
 		{"pid gone", rec(id.host, id.boot, 1<<30, 1, now), false},
-		{"rebooted", rec(id.host, other, id.pid, id.pidStart, now), false},
+		{"other boot, stale heartbeat", rec(id.host, other, id.pid, id.pidStart, old), false},
+		{"other boot, fresh heartbeat", rec(id.host, other, 1<<30, 1, now), true},
 		{"other host, fresh heartbeat", rec(id.host+1, other, 1<<30, 1, now), true},
 		{"other host, stale heartbeat", rec(id.host+1, other, id.pid, id.pidStart, old), false},
 	} {

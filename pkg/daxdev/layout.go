@@ -28,6 +28,9 @@ const (
 	// header words changed at run time (atomic)
 	hdrGeneration = 128 // u64, +1 on every table change
 	hdrLock       = 136 // u64, table lock: holder token<<32 | expiry unix seconds
+	// format claim: token<<32 | expiry unix seconds, taken by CAS on a
+	// blank device before the header is written; kept by format
+	hdrFormat = 144
 	// who holds the table lock, laid out like a record's stager fields so
 	// the same liveness check applies; its token is stored last
 	hdrHolder = 1024

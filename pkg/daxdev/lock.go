@@ -11,7 +11,10 @@ import (
 // holder dies) and the lock word in the mapped header, taken with
 // compare-and-swap so that processes on other hosts sharing the memory are
 // excluded too. The word holds our token and an expiry; a holder that dies
-// inside the (short) critical section is overridden once it expires.
+// inside the (short) critical section is overridden once it expires, or at
+// once by a process of its own boot that sees its pid gone. On non-coherent
+// memory the lock word and holder record are written back after they are
+// written and the table is invalidated before it is read.
 func (p *Pool) lockTable() (func(), error) {
 	p.mu.Lock()
 	if p.closed {
@@ -26,7 +29,8 @@ func (p *Pool) lockTable() (func(), error) {
 	wait := 20 * time.Microsecond
 	for {
 		now := time.Now()
-		want := p.id.token<<32 | uint64(now.Add(tableLockLease).Unix())&0xffffffff
+		want := p.id.token<<32 | uint64(now.Add(p.opts.lockLease()).Unix())&0xffffffff
+		p.fresh(hdrLock, 8)
 		old := load(p.b, hdrLock)
 		expired := old != 0 && int64(old&0xffffffff) < now.Unix()
 		if old == 0 || expired || p.lockHolderDead(old, now) {
@@ -35,6 +39,7 @@ func (p *Pool) lockTable() (func(), error) {
 			}
 			if cas(p.b, hdrLock, old, want) {
 				mine = want
+				p.flushLog(hdrLock, 8, "lock word")
 				p.recordLockHolder()
 				break
 			}
@@ -43,10 +48,13 @@ func (p *Pool) lockTable() (func(), error) {
 		time.Sleep(wait)
 		wait = min(wait*2, 5*time.Millisecond)
 	}
+	// Other hosts wrote the table since we last looked.
+	p.fresh(0, p.tableBytes())
 	return func() {
 		if !cas(p.b, hdrLock, mine, 0) {
 			klog.InfoS("pool table lock was taken over while held", "path", p.be.path())
 		}
+		p.flushLog(hdrLock, 8, "lock word")
 		if err := p.be.unlockHost(); err != nil {
 			klog.ErrorS(err, "unlock pool", "path", p.be.path())
 		}
@@ -54,10 +62,25 @@ func (p *Pool) lockTable() (func(), error) {
 	}, nil
 }
 
+// tableBytes is the header plus the record table (just the header before
+// the header is read).
+func (p *Pool) tableBytes() int64 {
+	if p.nrec == 0 {
+		return headerSize
+	}
+	return tableEnd(p.nrec)
+}
+
+func (p *Pool) flushLog(off, n int64, what string) {
+	if err := p.flush(off, n); err != nil {
+		klog.ErrorS(err, "flush pool "+what, "path", p.be.path())
+	}
+}
+
 func (p *Pool) holderRec() []byte { return p.b[hdrHolder : hdrHolder+recOwners] }
 
 // recordLockHolder says who holds the lock, so that a holder killed inside
-// the critical section is seen dead at once on its own host.
+// the critical section is seen dead at once in its own boot.
 func (p *Pool) recordLockHolder() {
 	h := p.holderRec()
 	put64(h, recHost, p.id.host)
@@ -66,14 +89,17 @@ func (p *Pool) recordLockHolder() {
 	put64(h, recPidStart, p.id.pidStart)
 	store(h, recHeartbeat, uint64(time.Now().UnixNano()))
 	store(h, recToken, p.id.token)
+	p.flushLog(hdrHolder, recOwners, "lock holder")
 }
 
 // lockHolderDead: the holder recorded for lock word old is a dead process of
-// this host. Other hosts' holders are only overridden on expiry.
+// this boot of this host. Holders elsewhere (other hosts, other boots, hosts
+// cloned from one image) are only overridden on expiry.
 func (p *Pool) lockHolderDead(old uint64, now time.Time) bool {
+	p.fresh(hdrHolder, recOwners)
 	h := p.holderRec()
-	if old == 0 || load(h, recToken) != old>>32 || le64(h, recHost) != p.id.host || !p.id.procOK {
+	if old == 0 || load(h, recToken) != old>>32 || !p.id.sameBoot(h) {
 		return false
 	}
-	return !p.id.stagerAlive(h, tableLockLease, now)
+	return !p.id.stagerAlive(h, p.opts.lockLease(), now)
 }

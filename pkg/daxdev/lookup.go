@@ -20,7 +20,11 @@ func (p *Pool) Lookup(digest string) (Extent, bool) {
 		return Extent{}, false
 	}
 	e, err := p.extentOf(i)
-	return e, err == nil
+	if err != nil {
+		return e, false
+	}
+	p.fresh(e.Offset, e.Length) // may have been staged by another host
+	return e, true
 }
 
 // Data returns the mapped bytes of e (len == e.Length). They stay valid until

@@ -3,6 +3,7 @@ package daxdev
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"sync"
@@ -17,13 +18,17 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // hands out. It is safe for concurrent use by goroutines, processes and hosts
 // sharing the device.
 type Pool struct {
-	mu      sync.Mutex // serialises goroutines; the table lock serialises the rest
-	be      backend
-	b       []byte
-	id      identity
-	opts    PoolOptions
-	closed  bool // unmapped
-	closing bool // Close called: no new Stage or Data
+	mu   sync.Mutex // serialises goroutines; the table lock serialises the rest
+	be   backend
+	b    []byte
+	id   identity
+	opts PoolOptions
+	// coherence of the memory between hosts; cache flushes and invalidates
+	// lines on non-coherent memory (coherence.go)
+	coherence Coherence
+	cache     cacheOps
+	closed    bool // unmapped
+	closing   bool // Close called: no new Stage or Data
 	// inflight counts Stage calls, which write the mapping outside the
 	// lock; Close waits for them before unmapping.
 	inflight sync.WaitGroup
@@ -58,33 +63,108 @@ func openOn(be backend, opts PoolOptions) (*Pool, error) {
 	if !wordAligned(b) {
 		return nil, fmt.Errorf("%s: mapping is not 8-byte aligned", be.path())
 	}
-	id, err := newIdentity()
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	src := osIdentitySources(opts.HostIDFile)
+	if opts.ids != nil {
+		src = *opts.ids
+	}
+	id, err := newIdentity(src)
 	if err != nil {
 		return nil, err
 	}
 	p := &Pool{be: be, b: b, id: id, opts: opts}
-	isPool := string(b[hdrMagic:hdrMagic+8]) == poolMagic
-	switch {
-	case opts.Init && opts.Force:
-		klog.InfoS("initialising pool, overwriting the device", "path", be.path(), "wasPool", isPool)
-		err = p.format()
-	case isPool:
-		err = p.readHeader()
-	case opts.Init && allZero(b[:headerSize]):
-		klog.InfoS("initialising pool on a blank device", "path", be.path())
-		err = p.format()
-	case allZero(b[:headerSize]):
-		err = fmt.Errorf("%w: %s is blank (all zero), initialise it with Init", ErrNotAPool, be.path())
-	default:
-		err = fmt.Errorf("%w: %s starts with % x; only Init with Force overwrites it", ErrNotAPool, be.path(), b[:16])
+	if err := p.setCoherence(); err != nil {
+		return nil, err
 	}
-	if err != nil {
+	if err := p.openOrFormat(); err != nil {
 		return nil, err
 	}
 	if err := p.reclaim(); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// openOrFormat reads the header, or formats a blank device. Every host may
+// run this at the same moment on the same blank device: the format claim
+// word (CAS) picks one formatter; the others wait for its magic, as does a
+// host that sees a header being written.
+func (p *Pool) openOrFormat() error {
+	opts, b := p.opts, p.b
+	wait := time.Millisecond
+	for {
+		p.fresh(0, headerSize)
+		now := time.Now()
+		claim := load(b, hdrFormat)
+		isPool := string(b[hdrMagic:hdrMagic+8]) == poolMagic
+		// A live claim expires within one lease (plus clock skew) from now,
+		// and its formatter keeps the magic zero until the end: foreign
+		// bytes are no claim.
+		exp := int64(claim & 0xffffffff)
+		plausible := claim != 0 && exp <= now.Add(p.opts.lockLease()+time.Minute).Unix()
+		formatting := plausible && exp >= now.Unix() && claim>>32 != p.id.token &&
+			(isPool || allZero(b[hdrMagic:hdrMagic+8]))
+		blank := allZero(b[:hdrFormat]) && allZero(b[hdrFormat+8:headerSize])
+		// a format whose formatter died (claim expired, no magic yet)
+		halfFormatted := plausible && !isPool && le32(b, hdrVersion) == poolVersion && le32(b, hdrHeaderSize) == headerSize
+		switch {
+		case opts.Init && opts.Force:
+			klog.InfoS("initialising pool, overwriting the device", "path", p.be.path(), "wasPool", isPool)
+			return p.formatClaimed(p.formatClaim(now))
+		case isPool:
+			err := p.readHeader()
+			if err == nil || !formatting {
+				return err
+			}
+		case (blank || halfFormatted) && opts.Init && !formatting:
+			mine := p.formatClaim(now)
+			if !cas(b, hdrFormat, claim, mine) {
+				continue // another host claimed it first
+			}
+			klog.InfoS("initialising pool on a blank device", "path", p.be.path())
+			err := p.formatClaimed(mine)
+			if errors.Is(err, errFormatLost) {
+				continue
+			}
+			return err
+		case formatting:
+			// another host is formatting: wait for its magic
+		case blank:
+			return fmt.Errorf("%w: %s is blank (all zero), initialise it with Init", ErrNotAPool, p.be.path())
+		default:
+			return fmt.Errorf("%w: %s starts with % x; only Init with Force overwrites it", ErrNotAPool, p.be.path(), b[:16])
+		}
+		klog.V(2).InfoS("waiting for another host to finish formatting the pool", "path", p.be.path(), "claim", claim>>32)
+		time.Sleep(wait)
+		wait = min(wait*2, 50*time.Millisecond)
+	}
+}
+
+// errFormatLost: our format claim was taken over (we looked dead) while we
+// formatted; the winner's header counts.
+var errFormatLost = errors.New("format claim taken over")
+
+func (p *Pool) formatClaim(now time.Time) uint64 {
+	return p.id.token<<32 | uint64(now.Add(p.opts.lockLease()).Unix())&0xffffffff
+}
+
+// formatClaimed formats under format claim mine, then checks the claim is
+// still ours (a formatter judged dead by an expired claim lost the device).
+func (p *Pool) formatClaimed(mine uint64) error {
+	store(p.b, hdrFormat, mine)
+	if err := p.flush(hdrFormat, 8); err != nil {
+		return err
+	}
+	if err := p.format(); err != nil {
+		return err
+	}
+	p.fresh(hdrFormat, 8)
+	if load(p.b, hdrFormat) != mine {
+		return errFormatLost
+	}
+	return nil
 }
 
 func allZero(b []byte) bool {
@@ -129,8 +209,10 @@ func (p *Pool) format() error {
 	if dataOff+align > size {
 		return fmt.Errorf("%w: %s has %d bytes; a table of %d records plus one %d-byte extent needs %d", ErrTooSmall, p.be.path(), len(p.b), nrec, align, dataOff+align)
 	}
-	clear(p.b[:tableEnd(nrec)])
-	if err := p.be.flush(0, tableEnd(nrec)); err != nil {
+	// Everything but the format claim, which says who formats.
+	clear(p.b[:hdrFormat])
+	clear(p.b[hdrFormat+8 : tableEnd(nrec)])
+	if err := p.flush(0, tableEnd(nrec)); err != nil {
 		return err
 	}
 	h := p.b[:headerSize]
@@ -150,11 +232,11 @@ func (p *Pool) format() error {
 	put32(h, hdrCRC, crc32.Checksum(h[:hdrCRCEnd], castagnoli))
 	// Flush the body with a zero magic first, then the magic.
 	copy(h[hdrMagic:], make([]byte, 8))
-	if err := p.be.flush(0, headerSize); err != nil {
+	if err := p.flush(0, headerSize); err != nil {
 		return err
 	}
 	copy(h[hdrMagic:], poolMagic)
-	if err := p.be.flush(0, headerSize); err != nil {
+	if err := p.flush(0, headerSize); err != nil {
 		return err
 	}
 	return p.readHeader()
@@ -203,6 +285,7 @@ func (p *Pool) Info() Info {
 	return Info{
 		ID: id, Kind: p.be.kind(), Path: p.be.path(), Size: p.size, Align: p.align,
 		NUMANode: p.be.numaNode(), SharedID: id, PhysAddr: phys, DMABufFD: p.be.dmaBufFD(),
+		Coherence: p.coherence,
 	}
 }
 

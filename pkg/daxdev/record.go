@@ -43,10 +43,10 @@ func (p *Pool) freeRecord(i int64) error {
 }
 
 func (p *Pool) flushRecord(i int64) error {
-	if err := p.be.flush(p.recOff(i), recordSize); err != nil {
+	if err := p.flush(p.recOff(i), recordSize); err != nil {
 		return err
 	}
-	return p.be.flush(0, headerSize)
+	return p.flush(0, headerSize)
 }
 
 // extentOf decodes a used record, checking every field against the pool

@@ -38,7 +38,7 @@ func (p *Pool) Stage(ctx context.Context, digest string, length int64, owner str
 	defer p.inflight.Done()
 	wait := time.Millisecond
 	for {
-		e, idx, claimed, err := p.claim(d, digest, length, owner)
+		e, idx, claimed, busy, err := p.claim(d, digest, length, owner)
 		if err != nil {
 			return Extent{}, err
 		}
@@ -46,69 +46,79 @@ func (p *Pool) Stage(ctx context.Context, digest string, length int64, owner str
 			return p.fillAndPublish(idx, e, owner, fill)
 		}
 		if e.State == StateReady {
+			// Staged by someone else: our cached lines may predate the fill.
+			p.fresh(e.Offset, e.Length)
 			return e, nil
 		}
-		// Someone else is staging d: wait for it, honouring ctx.
+		// Someone else is staging d: wait for it, but answer (retryably)
+		// before the caller's deadline rather than run into it.
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < busyMargin+wait {
+			return Extent{}, fmt.Errorf("%w: %s: %s", ErrBusy, digest, busy)
+		}
 		select {
 		case <-ctx.Done():
-			return Extent{}, fmt.Errorf("wait for %s to be staged by another stager: %w", digest, ctx.Err())
+			return Extent{}, fmt.Errorf("%w: %s: %s: %w", ErrBusy, digest, busy, ctx.Err())
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, 100*time.Millisecond)
 	}
 }
 
+// busyMargin is how long before its deadline a waiting Stage answers
+// ErrBusy, leaving the reply time to reach the caller.
+const busyMargin = time.Second
+
 // claim looks d up under the table lock. A ready extent gains owner and is
 // returned; a staging one of a live stager is returned as is (the caller
 // waits); otherwise a new staging extent is reserved and claimed == true.
-func (p *Pool) claim(d [32]byte, digest string, length int64, owner string) (e Extent, idx int64, claimed bool, err error) {
+func (p *Pool) claim(d [32]byte, digest string, length int64, owner string) (e Extent, idx int64, claimed bool, busy string, err error) {
 	unlock, err := p.lockTable()
 	if err != nil {
-		return e, 0, false, err
+		return e, 0, false, "", err
 	}
 	defer unlock()
 	now := time.Now()
 	if i := p.findDigest(d); i >= 0 {
 		if e, err = p.extentOf(i); err != nil {
-			return e, 0, false, err
+			return e, 0, false, "", err
 		}
 		if e.Length != length {
-			return e, 0, false, fmt.Errorf("%w: %s holds %d bytes, asked to stage %d", ErrLengthMismatch, digest, e.Length, length)
+			return e, 0, false, "", fmt.Errorf("%w: %s holds %d bytes, asked to stage %d", ErrLengthMismatch, digest, e.Length, length)
 		}
 		r := p.rec(i)
 		switch {
 		case e.State == StateReady:
 			if err := addOwner(r, owner, p.leaseEnd(now), now); err != nil {
-				return e, 0, false, fmt.Errorf("add owner %s to %s: %w", owner, digest, err)
+				return e, 0, false, "", fmt.Errorf("add owner %s to %s: %w", owner, digest, err)
 			}
 			if err := p.flushRecord(i); err != nil {
-				return e, 0, false, err
+				return e, 0, false, "", err
 			}
 			e, err = p.extentOf(i)
-			return e, i, false, err
+			return e, i, false, "", err
 		case p.id.stagerAlive(r, p.opts.staleAfter(), now):
-			return e, i, false, nil
+			return e, i, false, p.waitingFor(r, now), nil
 		}
 		klog.InfoS("reclaiming staging extent of a dead stager", "path", p.be.path(), "digest", digest, "pid", le64(r, recPid))
 		if err := p.freeRecord(i); err != nil {
-			return e, 0, false, err
+			return e, 0, false, "", err
 		}
 	}
 	n := roundUp(length, p.align)
 	off, err := p.firstFit(length, n)
 	if errors.Is(err, ErrNoSpace) {
 		if freed, rerr := p.reclaimLocked(now); rerr != nil {
-			return e, 0, false, rerr
+			return e, 0, false, "", rerr
 		} else if freed > 0 {
 			off, err = p.firstFit(length, n)
 		}
 	}
 	if err != nil {
-		return e, 0, false, fmt.Errorf("stage %s: %w", digest, err)
+		return e, 0, false, "", fmt.Errorf("stage %s: %w", digest, err)
 	}
 	i, err := p.freeRecordIndex()
 	if err != nil {
-		return e, 0, false, fmt.Errorf("stage %s: %w", digest, err)
+		return e, 0, false, "", fmt.Errorf("stage %s: %w", digest, err)
 	}
 	r := p.rec(i)
 	clear(r[recOffset:])
@@ -123,16 +133,27 @@ func (p *Pool) claim(d [32]byte, digest string, length int64, owner string) (e E
 	put64(r, recPidStart, p.id.pidStart)
 	store(r, recHeartbeat, uint64(now.UnixNano()))
 	if err := p.flushRecord(i); err != nil {
-		return e, 0, false, err
+		return e, 0, false, "", err
 	}
 	if err := p.setState(i, stStaging); err != nil {
-		return e, 0, false, err
+		return e, 0, false, "", err
 	}
 	if err := p.flushRecord(i); err != nil {
-		return e, 0, false, err
+		return e, 0, false, "", err
 	}
 	e, err = p.extentOf(i)
-	return e, i, err == nil, err
+	return e, i, err == nil, "", err
+}
+
+// waitingFor says what a waiter waits for: the stager of record r, and when
+// it is judged dead if its heartbeat stops.
+func (p *Pool) waitingFor(r []byte, now time.Time) string {
+	hb := now.Sub(time.Unix(0, int64(load(r, recHeartbeat)))).Truncate(time.Millisecond)
+	where := "another host or boot"
+	if p.id.sameBoot(r) {
+		where = "this host"
+	}
+	return fmt.Sprintf("waiting for the stager on %s (host %016x, pid %d; last heartbeat %s ago) to finish; it is judged dead %s after its last heartbeat", where, le64(r, recHost), le64(r, recPid), hb, p.opts.staleAfter())
 }
 
 func (p *Pool) leaseEnd(now time.Time) int64 {
@@ -149,7 +170,7 @@ func (p *Pool) fillAndPublish(i int64, e Extent, owner string, fill func([]byte)
 	ferr := p.runFill(e, fill)
 	stop()
 	if ferr == nil {
-		ferr = p.be.flush(e.Offset, e.Length)
+		ferr = p.flush(e.Offset, e.Length)
 	}
 	unlock, err := p.lockTable()
 	if err != nil {
@@ -194,7 +215,7 @@ func (p *Pool) runFill(e Extent, fill func([]byte) error) (err error) {
 
 // heartbeat refreshes the record's heartbeat until stopped.
 func (p *Pool) heartbeat(i int64) (stop func()) {
-	every := p.opts.staleAfter() / 4
+	every := p.opts.heartbeat()
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -207,9 +228,7 @@ func (p *Pool) heartbeat(i int64) (stop func()) {
 				return
 			case now := <-t.C:
 				store(p.rec(i), recHeartbeat, uint64(now.UnixNano()))
-				if err := p.be.flush(p.recOff(i)+recHeartbeat, 8); err != nil {
-					klog.ErrorS(err, "flush heartbeat", "path", p.be.path())
-				}
+				p.flushLog(p.recOff(i)+recHeartbeat, 8, "heartbeat")
 			}
 		}
 	}()

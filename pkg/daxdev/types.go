@@ -51,4 +51,6 @@ type Info struct {
 	SharedID string
 	PhysAddr uint64 // of the pool start, 0 when unknown
 	DMABufFD int    // -1 unless dmaheap
+	// Coherence in effect between the hosts sharing the memory (never auto).
+	Coherence Coherence
 }

@@ -180,7 +180,7 @@ func poolError(err error) error {
 		return volume.WithCode(codes.ResourceExhausted, err)
 	case errors.Is(err, daxdev.ErrLengthMismatch), errors.Is(err, daxdev.ErrBadArgument):
 		return volume.WithCode(codes.InvalidArgument, err)
-	case errors.Is(err, daxdev.ErrClosed), errors.Is(err, daxdev.ErrReclaimed):
+	case errors.Is(err, daxdev.ErrClosed), errors.Is(err, daxdev.ErrReclaimed), errors.Is(err, daxdev.ErrBusy):
 		return volume.WithCode(codes.Unavailable, err)
 	}
 	return err

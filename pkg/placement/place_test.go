@@ -321,3 +321,20 @@ func TestPlaceNeverOvercommits(t *testing.T) {
 		t.Fatal("nothing placed")
 	}
 }
+
+// Two hosts on one pool (one CXL memory) each report it with the copy it
+// holds, plus a roomier local pool: the image stays one copy in the shared
+// pool, staged, reaching both nodes; no local pool gets one.
+func TestSharedPoolHoldingTheDigestIsOneCopyForBoth(t *testing.T) {
+	cp := Copy{Digest: dA, Size: 10}
+	got := Place([]Image{img("i", dA, 10, 0, "host-a", "host-b")}, nodes("host-a", "host-b"),
+		[]Pool{pool("cxl", 40, "host-a").with(cp), pool("cxl", 40, "host-b").with(cp),
+			pool("local-a", 100, "host-a"), pool("local-b", 100, "host-b")})
+	as := got.ByImage["i"]
+	if len(as) != 1 || as[0].PoolID != "cxl" || !as[0].Staged || strings.Join(as[0].Nodes, ",") != "host-a,host-b" {
+		t.Fatalf("assignments %+v: want one staged copy in cxl for host-a,host-b", as)
+	}
+	if got.Covered["i"] != 2 {
+		t.Errorf("covered %d, want 2", got.Covered["i"])
+	}
+}

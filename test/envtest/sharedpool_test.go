@@ -82,3 +82,48 @@ func TestTwoAgentsShareOnePoolOneCopy(t *testing.T) {
 		t.Fatalf("node-b's view of the shared pool: %+v, %v; want one copy with one pre-stage hold", e, ok)
 	}
 }
+
+// Two nodes report one shared pool (the same pool id from NodeGetInfo, as
+// two hosts on one CXL memory do) holding one copy, and a bigger local pool
+// each: GetCapacity counts the copy once, and a volume of the digest is
+// offered only on the shared pool, from both nodes.
+func TestSharedPoolCapacityCountsOneCopyAndIsPreferred(t *testing.T) {
+	ctx := setup(t)
+	clk := newClock()
+	r := &controller.ClusterReader{Client: k8sClient, TTL: time.Minute, Now: clk.Now}
+	copyOf := daxv1.StagedImage{Digest: digestOf(41), Size: 50 * mib, State: daxv1.StagedReady}
+	shared := daxv1.PoolStatus{ID: "pool-uuid-1", SharedPoolID: "pool-uuid-1", Kind: daxv1.PoolKindCXL,
+		Size: 512 * mib, Free: 100 * mib, Align: 2 * mib, Images: []daxv1.StagedImage{copyOf}}
+	for _, n := range []string{"share-a", "share-b"} {
+		putNode(t, ctx, n, nil, clk.Now(), shared,
+			daxv1.PoolStatus{ID: "local-" + n, Kind: daxv1.PoolKindDevDAX, Size: 512 * mib, Free: 120 * mib, Align: 2 * mib})
+	}
+	for _, c := range []struct {
+		seg  map[string]string
+		want int64
+	}{
+		// 100 free + the copy once (150), not twice (200), beats a local 120.
+		{map[string]string{}, 150 * mib},
+		{map[string]string{controller.TopologyPoolKey: "pool-uuid-1"}, 150 * mib},
+		{map[string]string{controller.TopologyNodeKey: "share-b"}, 150 * mib},
+	} {
+		got, err := r.Capacity(ctx, c.seg, copyOf.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("Capacity(%v) = %d MiB, want %d MiB", c.seg, got/mib, c.want/mib)
+		}
+	}
+	topo, err := r.Topology(ctx, copyOf.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range topo {
+		got = append(got, s[controller.TopologyNodeKey]+"/"+s[controller.TopologyPoolKey])
+	}
+	if fmt.Sprint(got) != "[share-a/pool-uuid-1 share-b/pool-uuid-1]" {
+		t.Errorf("Topology = %v, want the shared pool from both nodes, no local pool", got)
+	}
+}

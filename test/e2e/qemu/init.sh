@@ -3,7 +3,10 @@
 # kernel command line:
 #   e2e.setup=nvdimm|cxl|e820|nvdimm-fsdax   which device QEMU emulates (fsdax: /dev/pmem0)
 #   e2e.boot=1|2                1: create the namespace/region; 2: reopen what boot 1 made
-#   e2e.test=raw|pool|none      which e2e-guest test to run
+#   e2e.test=raw|pool|twohost|none  which e2e-guest test to run; twohost: this guest is one
+#                               of two sharing the device, driven by the host over /dev/ttyS1
+#   e2e.node=NAME               twohost: the node id of this guest's daxfs-csi serve
+#   e2e.machineid=ID e2e.hostname=NAME  twohost: identity (both guests get the same: one image)
 #   e2e.nonce=STRING            ties boot 1 and boot 2 of one run together
 #   e2e.record=0|1              dump the sysfs trees discovery reads (base64 tar.gz)
 #   e2e.debug=0|1               show all kernel messages while the test runs
@@ -21,7 +24,7 @@ mount -t tmpfs tmpfs /run
 echo /bin/modprobe > /proc/sys/kernel/modprobe
 echo 4 > /proc/sys/kernel/printk
 
-SETUP=; BOOT=1; TEST=raw; NONCE=; RECORD=0; DEBUG=0
+SETUP=; BOOT=1; TEST=raw; NONCE=; RECORD=0; DEBUG=0; NODE=; MACHINEID=; HOSTNAME=
 for kv in $(cat /proc/cmdline); do
   case "$kv" in
     e2e.setup=*) SETUP=${kv#*=} ;;
@@ -30,6 +33,9 @@ for kv in $(cat /proc/cmdline); do
     e2e.nonce=*) NONCE=${kv#*=} ;;
     e2e.record=*) RECORD=${kv#*=} ;;
     e2e.debug=*) DEBUG=${kv#*=} ;;
+    e2e.node=*) NODE=${kv#*=} ;;
+    e2e.machineid=*) MACHINEID=${kv#*=} ;;
+    e2e.hostname=*) HOSTNAME=${kv#*=} ;;
   esac
 done
 [ "$DEBUG" = 1 ] && echo 8 > /proc/sys/kernel/printk
@@ -63,8 +69,25 @@ for m in $(cat /etc/e2e-modules); do
   modprobe "$m" 2>/tmp/modprobe.err || { cat /tmp/modprobe.err; fail "modprobe.$m"; }
 done
 
+# twohost: the host sends shell commands on the second serial port, one a line;
+# each is run and answered with "E2E-ACK <seq> rc=<status>" on the console. The
+# first one, "setup", lets this guest create its namespace (the host orders the
+# two guests' info-block writes).
+if [ "$TEST" = twohost ]; then
+  echo "$MACHINEID" > /etc/machine-id
+  hostname "$HOSTNAME"
+  echo "E2E-IDENTITY node=$NODE machine-id=$(cat /etc/machine-id) hostname=$(hostname) pidns=$(readlink /proc/self/ns/pid)"
+  stty -F /dev/ttyS1 -echo 2>/dev/null
+  exec 3</dev/ttyS1
+  echo "E2E-READY"
+  while read -r line <&3 && [ "$line" != setup ]; do :; done
+fi
+
 # nvdimm-fsdax: the NVDIMM as an fsdax block device /dev/pmem0 instead of device-dax.
 MODE=devdax; DEV=dax0.0
+# twohost: struct pages in guest RAM (-M mem), not on the shared media, where
+# the other guest's kernel would write its own over them.
+NSMAP=; [ "$TEST" = twohost ] && NSMAP="-M mem"
 [ "$SETUP" = nvdimm-fsdax ] && { MODE=fsdax; DEV=pmem0; }
 case "$SETUP" in
   nvdimm|e820|nvdimm-fsdax)
@@ -72,7 +95,7 @@ case "$SETUP" in
       fail "$SETUP.namespace: /sys/bus/nd/devices/namespace0.0 did not appear"; ls /sys/bus/nd/devices; finish
     fi
     if [ "$BOOT" = 1 ]; then
-      run "$SETUP.create-namespace" ndctl create-namespace -f -e namespace0.0 -m "$MODE" -a 2M || finish
+      run "$SETUP.create-namespace" ndctl create-namespace -f -e namespace0.0 -m "$MODE" -a 2M $NSMAP || finish
     fi
     ;;
   cxl)
@@ -95,7 +118,7 @@ case "$SETUP" in
       run cxl.init-labels ndctl init-labels -f nmem0 || finish
       run cxl.enable-region ndctl enable-region region0 || finish
     fi
-    run cxl.create-namespace ndctl create-namespace -r region0 -m devdax -a 2M || finish
+    run cxl.create-namespace ndctl create-namespace -r region0 -m devdax -a 2M $NSMAP || finish
     ;;
   *) fail "setup: unknown e2e.setup='$SETUP'"; finish ;;
 esac
@@ -123,6 +146,17 @@ case "$TEST" in
     fi ;;
   pool)
     /bin/e2e-guest pool -setup "$SETUP" -boot "$BOOT" -images /images -dev "/dev/$DEV" || FAILED=1 ;;
+  twohost)
+    . /bin/twohost-guest.sh
+    echo "E2E-ACK setup rc=0"
+    seq=0
+    while read -r line <&3; do
+      seq=$((seq + 1))
+      [ "$line" = end ] && break
+      echo "+ [$seq] $line"
+      eval "$line"
+      echo "E2E-ACK $seq rc=$?"
+    done ;;
   none) ;;
   *) fail "test: unknown e2e.test='$TEST'" ;;
 esac

@@ -5,8 +5,11 @@
 # backing file (boot 1 creates, boot 2 reopens), then checks the backing file on
 # the host. Facts about the devices: ../shared/docs/qemu-dax-devices.md.
 #
-# Usage: test/e2e/qemu/run.sh [--record] [SETUP...]   (SETUP: nvdimm cxl e820 nvdimm-fsdax; default: nvdimm cxl)
+# Usage: test/e2e/qemu/run.sh [--record] [SETUP...]
+#   SETUP: nvdimm cxl e820 nvdimm-fsdax twohost-nvdimm twohost-cxl
+#   (default: nvdimm cxl twohost-nvdimm twohost-cxl)
 #   nvdimm-fsdax: the NVDIMM as fsdax /dev/pmem0 (pool spec pmem:) instead of device-dax
+#   twohost-*: two guests at once on one backing file, each running daxfs-csi serve (twohost.sh)
 #   --record   also dump the sysfs trees of boot 1 into pkg/daxdev/testdata/sysfs/<setup>/
 # Environment:
 #   QEMU_E2E_TEST=pool|raw   guest test: pool (default) = pkg/daxdev discovery + pool + staging;
@@ -16,6 +19,8 @@
 #   QEMU_E2E_DEBUG=1         kernel messages at debug level while the guest test runs
 #   QEMU_E2E_APPEND=ARGS     extra kernel command line (e.g. dyndbg=...)
 #   QEMU_E2E_BOOT_TIMEOUT=S  per-boot timeout in seconds (default 150)
+#   QEMU_E2E_TWOHOST_TIMEOUT=S  timeout of each two-host guest (default 600)
+#   QEMU_E2E_STALE, QEMU_E2E_HEARTBEAT  two-host serve --pool-stale-after / --pool-heartbeat (6s, 1s)
 #   QEMU_E2E_IMAGES=DIR      dir with tree1.static.daxfs and tree2.static.daxfs
 #                            (default <repo>/../shared/testdata/upstream-v5)
 set -euo pipefail
@@ -27,19 +32,24 @@ boot_timeout=${QEMU_E2E_BOOT_TIMEOUT:-150}
 images=${QEMU_E2E_IMAGES:-$repo/../shared/testdata/upstream-v5}
 packages=(qemu-system-x86 linux-image-amd64 busybox-static ndctl daxctl cpio kmod xz-utils)
 modules=(libnvdimm nfit nd_pmem nd_btt nd_e820 device_dax dax_pmem kmem dax_hmem
-         cxl_acpi cxl_pci cxl_mem cxl_pmem)
+         cxl_acpi cxl_pci cxl_mem cxl_pmem fuse overlay)
 
 record=0
 setups=()
 for a in "$@"; do
   case "$a" in
     --record) record=1 ;;
-    nvdimm|cxl|e820|nvdimm-fsdax) setups+=("$a") ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown argument '$a' (want --record, nvdimm, cxl, e820, nvdimm-fsdax)" >&2; exit 2 ;;
+    nvdimm|cxl|e820|nvdimm-fsdax|twohost-nvdimm|twohost-cxl) setups+=("$a") ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument '$a' (want --record, nvdimm, cxl, e820, nvdimm-fsdax, twohost-nvdimm, twohost-cxl)" >&2; exit 2 ;;
   esac
 done
-[ ${#setups[@]} -gt 0 ] || setups=(nvdimm cxl)
+[ ${#setups[@]} -gt 0 ] || setups=(nvdimm cxl twohost-nvdimm twohost-cxl)
+twohost_wanted=0
+for s in "${setups[@]}"; do case "$s" in twohost-*) twohost_wanted=1 ;; esac; done
+twohost_timeout=${QEMU_E2E_TWOHOST_TIMEOUT:-600}
+# shellcheck source=twohost.sh
+. "$here/twohost.sh"
 
 is_static() { ! ldd "$1" >/dev/null 2>&1; } # ldd fails on static executables
 log() { echo "[qemu-e2e $(date -u +%H:%M:%S)] $*"; }
@@ -116,6 +126,18 @@ phase_start
 (cd "$repo" && go build -trimpath -o "$work/e2e-hostcheck" ./test/e2e/qemu/hostcheck) \
   || die "building the host check failed"
 is_static "$work/e2e-guest" || die "$work/e2e-guest is not static"
+if [ "$twohost_wanted" = 1 ]; then
+  (cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$work/daxfs-csi" ./cmd/daxfs-csi) \
+    || die "building the static daxfs-csi failed"
+  is_static "$work/daxfs-csi" || die "$work/daxfs-csi is not static"
+  # An image big enough that its fill is still running when the test kills the copier.
+  if [ ! -s "$work/big.daxfs" ]; then
+    rm -rf "$work/big-src"; mkdir -p "$work/big-src"
+    for i in 1 2 3 4 5 6 7 8; do head -c 16M /dev/urandom > "$work/big-src/blob$i"; done
+    "$work/daxfs-csi" image build "$work/big-src" -o "$work/big.daxfs" || die "building big.daxfs failed"
+    rm -rf "$work/big-src"
+  fi
+fi
 phase_end build-go
 
 # ---------------------------------------------------------------- initramfs
@@ -152,6 +174,18 @@ done
 initrd=$work/initrd-$kver.cpio
 (cd "$root" && find . | cpio -o -H newc --quiet) > "$initrd"
 log "initramfs $initrd: $(du -h "$initrd" | cut -f1)"
+if [ "$twohost_wanted" = 1 ]; then
+  # The two-host guests also need the plugin and a big image: a second
+  # archive appended (the kernel unpacks concatenated cpio archives).
+  extra=$work/initramfs-twohost
+  rm -rf "$extra"; mkdir -p "$extra/bin" "$extra/images"
+  cp "$work/daxfs-csi" "$extra/bin/daxfs-csi"
+  cp "$here/twohost-guest.sh" "$extra/bin/twohost-guest.sh"
+  cp "$work/big.daxfs" "$extra/images/big.daxfs"
+  twohost_initrd=$work/initrd-twohost-$kver.cpio
+  { cat "$initrd"; (cd "$extra" && find . | cpio -o -H newc --quiet); } > "$twohost_initrd"
+  log "two-host initramfs $twohost_initrd: $(du -h "$twohost_initrd" | cut -f1)"
+fi
 phase_end initramfs
 
 # ---------------------------------------------------------------- boots
@@ -218,7 +252,13 @@ extract_record() {
 }
 
 nonce=$(date +%s)-$$
+rm -f "$work/twohost-results.txt"
 for setup in "${setups[@]}"; do
+  case "$setup" in
+    twohost-*) initrd_saved=$initrd; initrd=$twohost_initrd
+      twohost "${setup#twohost-}"; initrd=$initrd_saved
+      log "$setup: PASS"; continue ;;
+  esac
   bf=$(backing_file "$setup")
   case "$setup" in
     nvdimm|nvdimm-fsdax) rm -f "$bf"; truncate -s 512M "$bf" ;;

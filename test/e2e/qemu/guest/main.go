@@ -10,6 +10,8 @@
 //
 //	raw     -phase write|verify -dev /dev/dax0.0 -nonce N   mmap the device and write/verify a pattern
 //	pool    -phase create|reopen ...                        the pkg/daxdev pool test (pool.go)
+//	csi info|stage|unstage ...                            CSI client of the two-host test (csi.go)
+//	pool-check -pool SPEC -image FILE ...                   extent of an image: exact bytes, owners (csi.go)
 //	record-sysfs -setup NAME                                 tar+gzip+base64 the sysfs trees discovery reads
 package main
 
@@ -34,6 +36,10 @@ func main() {
 		failed = runRaw(args)
 	case "pool":
 		failed = runPool(args)
+	case "csi":
+		failed = runCSI(args)
+	case "pool-check":
+		failed = runPoolCheck(args)
 	case "record-sysfs":
 		failed = runRecord(args)
 	default:
