@@ -401,9 +401,9 @@ func TestBuildReadErrors(t *testing.T) {
 		want   string
 	}{
 		{"removed", os.Remove, "no such file or directory"},
-		{"shrank", func(p string) error { return os.Truncate(p, 10) }, "shrank to 10 bytes during the build (had 5000)"},
-		{"grew", func(p string) error { return os.WriteFile(p, pattern(6000, 0), 0o644) }, "grew during the build (had 5000 bytes)"},
-		{"became a directory", func(p string) error { os.Remove(p); return os.Mkdir(p, 0o755) }, "is a directory"},
+		{"shrank", func(p string) error { return os.Truncate(p, 10) }, "/f: changed since the walk: 10 bytes, walked 5000"},
+		{"grew", func(p string) error { return os.WriteFile(p, pattern(6000, 0), 0o644) }, "/f: changed since the walk: 6000 bytes, walked 5000"},
+		{"became a directory", func(p string) error { os.Remove(p); return os.Mkdir(p, 0o755) }, "/f: changed since the walk: no longer a regular file (mode 040755)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := t.TempDir()

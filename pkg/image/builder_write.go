@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 )
@@ -174,6 +173,7 @@ type imageWriter struct {
 	n, total int64
 	err      error
 	progress func(written, total int64)
+	rel      []byte // path buffer for reopening AddDir files
 }
 
 var zeros [BlockSize]byte
@@ -272,15 +272,16 @@ func (b *Builder) copyData(iw *imageWriter, n *node) {
 		return
 	}
 	var src io.Reader
-	name := n.src
-	if n.src != "" {
-		f, err := os.Open(n.src)
+	var name string
+	if n.src != nil {
+		iw.rel = n.src.appendRel(iw.rel[:0])
+		f, err := n.src.open(iw.rel, n.size)
 		if err != nil {
-			iw.err = fmt.Errorf("daxfs build: %w", err)
+			iw.err = err
 			return
 		}
 		defer f.Close()
-		src = f
+		src, name = f, n.src.path()
 	} else {
 		name = fmt.Sprintf("tar data of inode %d", n.ino)
 		src = io.NewSectionReader(n.data, n.dataOff, n.size)
