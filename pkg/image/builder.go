@@ -29,6 +29,11 @@ type BuildOptions struct {
 	// Progress, when set, is called after each object WriteTo writes with
 	// the bytes written so far and the image size.
 	Progress func(written, total int64)
+	// MaxSize, when > 0, caps the image: WriteTo refuses a larger one
+	// before writing a byte, and AddTar refuses a member whose data would
+	// take the spool (every spooled member, replaced ones included) or
+	// the member itself past it, before reading its data.
+	MaxSize int64
 }
 
 // Builder assembles a tree from directories and tar layers stacked in call

@@ -145,6 +145,9 @@ func (b *Builder) WriteTo(w io.Writer) (int64, error) {
 		return 0, err
 	}
 	total := int64(BlockSize + lay.baseSize)
+	if max := b.opts.MaxSize; max > 0 && total > max {
+		return 0, fmt.Errorf("daxfs build: %w: %d bytes, limit %d", ErrTooLarge, total, max)
+	}
 	iw := &imageWriter{w: bufio.NewWriterSize(w, 1<<20), total: total, progress: b.opts.Progress}
 	iw.headers(lay)
 	iw.inodeTable(lay)
