@@ -45,15 +45,13 @@ func (f *srcFile) open(rel []byte, size int64) (*os.File, error) {
 	case st.Size != size:
 		changed = fmt.Sprintf("%d bytes, walked %d", st.Size, size)
 	}
-	if changed == "" {
-		err = unix.SetNonblock(fd, false)
-	}
-	if changed != "" || err != nil {
+	if changed != "" {
 		unix.Close(fd)
-		if err != nil {
-			return nil, fmt.Errorf("daxfs build: %s: %w", f.path(), err)
-		}
 		return nil, fmt.Errorf("daxfs build: %s: changed since the walk: %s", f.path(), changed)
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("daxfs build: %s: %w", f.path(), err)
 	}
 	return os.NewFile(uintptr(fd), f.name), nil
 }

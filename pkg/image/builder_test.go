@@ -451,3 +451,21 @@ func TestAddDirThroughSymlink(t *testing.T) {
 		t.Errorf("f: %+v, %v", f, err)
 	}
 }
+
+// TestBuildTarDataShrank: a tar read in place that shrinks before WriteTo
+// fails the build instead of giving zeros.
+func TestBuildTarDataShrank(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "l.tar")
+	mustWrite(t, p, makeTar(t, reg("f", string(pattern(5000, 4)))))
+	f, err := os.Open(p)
+	must(t, err)
+	defer f.Close()
+	b := NewBuilder(BuildOptions{})
+	defer b.Close()
+	must(t, b.AddTar(f))
+	must(t, os.Truncate(p, 512+100))
+	var buf bytes.Buffer
+	if _, err := b.WriteTo(&buf); err == nil || !strings.Contains(err.Error(), "shrank to 100 bytes during the build (had 5000)") {
+		t.Fatalf("WriteTo = %v", err)
+	}
+}

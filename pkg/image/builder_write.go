@@ -275,7 +275,7 @@ func (b *Builder) copyData(iw *imageWriter, n *node) {
 		return
 	}
 	var src io.Reader
-	var name string
+	name := func() string { return fmt.Sprintf("tar data of inode %d", n.ino) } // for errors only
 	if n.src != nil {
 		iw.rel = n.src.appendRel(iw.rel[:0])
 		f, err := n.src.open(iw.rel, n.size)
@@ -284,22 +284,21 @@ func (b *Builder) copyData(iw *imageWriter, n *node) {
 			return
 		}
 		defer f.Close()
-		src, name = f, n.src.path()
+		src, name = f, n.src.path
 	} else {
-		name = fmt.Sprintf("tar data of inode %d", n.ino)
 		src = io.NewSectionReader(n.data, n.dataOff, n.size)
 	}
 	written, err := io.CopyN(iw.w, src, n.size)
 	iw.n += written
 	switch {
 	case err == io.EOF:
-		iw.err = fmt.Errorf("daxfs build: %s: shrank to %d bytes during the build (had %d)", name, written, n.size)
+		iw.err = fmt.Errorf("daxfs build: %s: shrank to %d bytes during the build (had %d)", name(), written, n.size)
 	case err != nil:
-		iw.err = fmt.Errorf("daxfs build: copying %s: %w", name, err)
+		iw.err = fmt.Errorf("daxfs build: copying %s: %w", name(), err)
 	default:
 		var one [1]byte
 		if k, _ := src.Read(one[:]); k > 0 {
-			iw.err = fmt.Errorf("daxfs build: %s: grew during the build (had %d bytes)", name, n.size)
+			iw.err = fmt.Errorf("daxfs build: %s: grew during the build (had %d bytes)", name(), n.size)
 		}
 	}
 }
