@@ -83,7 +83,17 @@ func (f *srcFile) appendRel(b []byte) []byte {
 	return append(b, f.name...)
 }
 
-func (f *srcFile) path() string { return filepath.Join(f.root.name, string(f.appendRel(nil))) }
+func (f *srcFile) path() string { return shortPath(filepath.Join(f.root.name, string(f.appendRel(nil)))) }
+
+// shortPath keeps a message readable when a path runs past PATH_MAX (a
+// tree thousands of levels deep): its start and its last components.
+func shortPath(p string) string {
+	const head, tail = 512, 1024
+	if len(p) <= head+tail+64 {
+		return p
+	}
+	return fmt.Sprintf("%s/[%d bytes]/%s", p[:head], len(p)-head-tail, p[len(p)-tail:])
+}
 
 // dirWalker carries one AddDir call's hard-link table (dev, ino → node)
 // and the path below the root of the entry at hand ("/a/b"), one buffer
@@ -101,7 +111,7 @@ type dirWalker struct {
 var testHookStatted func(rel string)
 
 // path is the entry at hand as a path for messages.
-func (w *dirWalker) path() string { return filepath.Join(w.root.name, string(w.rel)) }
+func (w *dirWalker) path() string { return shortPath(filepath.Join(w.root.name, string(w.rel))) }
 
 // walk reads the directory open as f (d below the root; w.rel its path).
 func (w *dirWalker) walk(f *os.File, d *srcDir, dir *node) error {
@@ -170,8 +180,11 @@ func (w *dirWalker) walk(f *os.File, d *srcDir, dir *node) error {
 // checks it is the directory lstat saw, and walks it.
 func (w *dirWalker) subdir(parent int, d *srcDir, st *unix.Stat_t, n *node) error {
 	fd, err := unix.Openat(parent, d.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+	switch {
+	case errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR):
 		return fmt.Errorf("daxfs build: %s: changed during the walk: no longer a directory", w.path())
+	case errors.Is(err, unix.EMFILE):
+		return fmt.Errorf("daxfs build: %s: the tree is deeper than the open-file limit allows (the walk holds a descriptor per level): %w", w.path(), err)
 	}
 	if err != nil {
 		return fmt.Errorf("daxfs build: %w", &os.PathError{Op: "open", Path: w.path(), Err: err})
