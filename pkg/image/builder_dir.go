@@ -83,7 +83,9 @@ func (f *srcFile) appendRel(b []byte) []byte {
 	return append(b, f.name...)
 }
 
-func (f *srcFile) path() string { return shortPath(filepath.Join(f.root.name, string(f.appendRel(nil)))) }
+func (f *srcFile) path() string {
+	return shortPath(filepath.Join(f.root.name, string(f.appendRel(nil))))
+}
 
 // shortPath keeps a message readable when a path runs past PATH_MAX (a
 // tree thousands of levels deep): its start and its last components.
