@@ -40,9 +40,14 @@ unit:
 	assets="$$(hack/envtest-assets.sh)" && \
 	KUBEBUILDER_ASSETS="$$assets" $(GO) test $(TEST_FLAGS) ./...
 
-# Brief fuzzing of the image reader on every run; corpus seeds are the samples.
+# Brief fuzzing of every fuzz target on every run (go test -fuzz takes one
+# target at a time): the image reader (seeds: the samples), the tar builder,
+# the device table parser and the volume attribute parser.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzOpenValidateWalk$$' -fuzztime $(FUZZTIME) ./pkg/image
+	$(GO) test -run '^$$' -fuzz '^FuzzBuildTar$$' -fuzztime $(FUZZTIME) ./pkg/image
+	$(GO) test -run '^$$' -fuzz '^FuzzOpenTable$$' -fuzztime $(FUZZTIME) ./pkg/daxdev
+	$(GO) test -run '^$$' -fuzz '^FuzzAttributes$$' -fuzztime $(FUZZTIME) ./pkg/volume
 
 # The standalone csi-sanity binary against `daxfs-csi serve`.
 sanity: build

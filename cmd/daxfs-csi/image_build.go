@@ -12,23 +12,26 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 )
 
 func init() {
-	register("image build", "build a static image from directories and tar layers: SRC... -o OUT [--specials skip|keep]", imageBuild)
+	register("image build", "build a static image from directories and tar layers", imageBuild)
 }
 
 func imageBuild(args []string) error {
-	fs := imageFlagSet("image build")
+	fs := imageFlagSet("image build", "SRC... -o OUT [--specials skip|keep] [--max-size SIZE]")
+	fs.about = "SRC: a directory, a tar or tar.gz file, or - for a tar on stdin; later SRCs are layered over earlier ones."
 	out := fs.String("o", "", "output image `file` (written to a temp file, then renamed)")
 	specials := fs.String("specials", "skip", "FIFOs, sockets, device nodes: skip (kernel validate rejects them) or keep")
-	pos, err := parseInterleaved(fs, args)
+	maxSize := fs.String("max-size", "0", "refuse an image larger than `SIZE` bytes (Ki/Mi/Gi/Ti) before writing it; 0: no limit")
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) == 0 || *out == "" {
-		return usageError{"usage: image build SRC... -o OUT [--specials skip|keep] (SRC: a directory, a tar or tar.gz file, or - for a tar on stdin)"}
+		return fs.usageError()
 	}
 	opts := image.BuildOptions{TempDir: filepath.Dir(*out)}
 	switch *specials {
@@ -38,6 +41,9 @@ func imageBuild(args []string) error {
 	default:
 		return usageError{fmt.Sprintf("--specials %q: want skip or keep", *specials)}
 	}
+	if opts.MaxSize, err = daxdev.ParseSize(*maxSize); err != nil {
+		return usageError{fmt.Sprintf("--max-size: %v", err)}
+	}
 	if isTerminal(os.Stderr) {
 		opts.Progress = progressPrinter(os.Stderr)
 	}
@@ -45,10 +51,19 @@ func imageBuild(args []string) error {
 	defer b.Close()
 	for _, src := range pos {
 		closeSrc, err := addSource(b, src)
+		if errors.Is(err, image.ErrTooLarge) {
+			return fmt.Errorf("%w (--max-size %s)", err, *maxSize)
+		}
 		if err != nil {
 			return err
 		}
 		defer closeSrc() // tar files are read again by WriteTo
+	}
+	// The size is known from the walk: refuse before creating the output.
+	if size, err := b.Size(); err != nil {
+		return err
+	} else if opts.MaxSize > 0 && size > opts.MaxSize {
+		return fmt.Errorf("image of %d bytes exceeds --max-size %s (%d bytes); nothing written", size, *maxSize, opts.MaxSize)
 	}
 	if s := b.Skipped(); len(s) > 0 {
 		fmt.Fprintf(os.Stderr, "daxfs-csi image build: skipped %d special files (use --specials keep), first: %s\n", len(s), s[0])

@@ -11,13 +11,13 @@ func init() {
 }
 
 func imageCat(args []string) error {
-	fs := imageFlagSet("image cat")
-	pos, err := parseInterleaved(fs, args)
+	fs := imageFlagSet("image cat", "IMG PATH")
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 2 {
-		return usageError{"usage: image cat IMG PATH"}
+		return fs.usageError()
 	}
 	im, err := openImageFile(pos[0])
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -8,12 +9,46 @@ import (
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 )
 
-// imageFlagSet returns a quiet flag set for an image subcommand; errors
-// come back as usageError.
-func imageFlagSet(name string) *flag.FlagSet {
+// imageFlags is an image subcommand's flag set and what its usage says.
+type imageFlags struct {
+	*flag.FlagSet
+	name  string // "image ls"
+	args  string // "[--json] IMG [PATH]"
+	about string // more lines for --help, if any
+}
+
+// imageFlagSet returns a quiet flag set for an image subcommand: errors
+// come back as usageError, -h and --help print the usage on stdout.
+func imageFlagSet(name, args string) *imageFlags {
 	fs := flag.NewFlagSet("daxfs-csi "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	return fs
+	return &imageFlags{FlagSet: fs, name: name, args: args}
+}
+
+// parse parses flags and positional arguments in any order.
+func (f *imageFlags) parse(args []string) ([]string, error) {
+	pos, err := parseInterleaved(f.FlagSet, args)
+	if errors.Is(err, flag.ErrHelp) {
+		f.help(stdout)
+	}
+	return pos, err
+}
+
+func (f *imageFlags) usageError() error { return usageError{"usage: " + f.name + " " + f.args} }
+
+func (f *imageFlags) help(w io.Writer) {
+	fmt.Fprintf(w, "usage: daxfs-csi %s %s\n\n%s\n", f.name, f.args, commands[f.name].summary)
+	if f.about != "" {
+		fmt.Fprintf(w, "%s\n", f.about)
+	}
+	n := 0
+	f.VisitAll(func(*flag.Flag) { n++ })
+	if n > 0 {
+		fmt.Fprintf(w, "\nflags:\n")
+		f.SetOutput(w)
+		f.PrintDefaults()
+		f.SetOutput(io.Discard)
+	}
 }
 
 // parseInterleaved parses flags that may come before or after positional

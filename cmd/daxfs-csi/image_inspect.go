@@ -20,14 +20,14 @@ type inspectOut struct {
 }
 
 func imageInspect(args []string) error {
-	fs := imageFlagSet("image inspect")
+	fs := imageFlagSet("image inspect", "[--json] IMG")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{"usage: image inspect [--json] IMG"}
+		return fs.usageError()
 	}
 	im, err := openImageFile(pos[0])
 	if err != nil {
@@ -36,7 +36,7 @@ func imageInspect(args []string) error {
 	defer im.close()
 	out := inspectOut{Info: im.Info()}
 	seen := make(map[uint32]bool)
-	err = im.Walk(func(_ string, in image.Inode) error {
+	err = im.WalkPathBytes("/", func(_ []byte, in image.Inode) error {
 		if seen[in.Ino] {
 			out.HardLinks++
 			return nil

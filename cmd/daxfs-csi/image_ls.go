@@ -29,14 +29,14 @@ type lsEntry struct {
 }
 
 func imageLs(args []string) error {
-	fs := imageFlagSet("image ls")
+	fs := imageFlagSet("image ls", "[--json] IMG [PATH]")
 	asJSON := fs.Bool("json", false, "print one JSON array (path, type, mode, uid, gid, nlink, size, sha256, target)")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) < 1 || len(pos) > 2 {
-		return usageError{"usage: image ls [--json] IMG [PATH]"}
+		return fs.usageError()
 	}
 	root := "/"
 	if len(pos) == 2 {
@@ -56,17 +56,24 @@ func imageLs(args []string) error {
 	if *asJSON {
 		w.WriteString("[")
 	}
-	err = im.WalkPath(root, func(p string, in image.Inode) error {
-		e, err := describe(im.Image, p, in)
-		if err != nil {
+	// The walk reuses one path buffer, so memory stays linear in the depth
+	// and each line goes out as it is made.
+	err = im.WalkPathBytes(root, func(p []byte, in image.Inode) error {
+		if !*asJSON {
+			fmt.Fprintf(w, "%s %10d %10d %5d %12d ", image.FileMode(in.Mode), in.UID, in.GID, in.Nlink, in.Size)
+			w.Write(p) // not through fmt, whose buffer would grow to each path
+			if in.IsSymlink() {
+				t, err := im.ReadLink(in.Ino)
+				if err != nil {
+					return fmt.Errorf("%s: %w", p, err)
+				}
+				fmt.Fprintf(w, " -> %s", t)
+			}
+			_, err := w.WriteString("\n")
 			return err
 		}
-		if !*asJSON {
-			line := fmt.Sprintf("%s %10d %10d %5d %12d %s", image.FileMode(in.Mode), in.UID, in.GID, in.Nlink, in.Size, p)
-			if e.Target != nil {
-				line += " -> " + *e.Target
-			}
-			_, err := fmt.Fprintln(w, line)
+		e, err := describe(im.Image, string(p), in)
+		if err != nil {
 			return err
 		}
 		if first {

@@ -10,13 +10,13 @@ func init() {
 }
 
 func imageVerify(args []string) error {
-	fs := imageFlagSet("image verify")
-	pos, err := parseInterleaved(fs, args)
+	fs := imageFlagSet("image verify", "IMG")
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{"usage: image verify IMG"}
+		return fs.usageError()
 	}
 	im, err := openImageFile(pos[0])
 	if err == nil {

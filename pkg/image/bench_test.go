@@ -99,6 +99,7 @@ func BenchmarkBuild(b *testing.B) {
 		if _, err := bl.WriteTo(&w); err != nil {
 			b.Fatal(err)
 		}
+		bl.Close()
 		size = w.n
 	}
 	b.SetBytes(size)

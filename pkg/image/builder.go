@@ -29,6 +29,11 @@ type BuildOptions struct {
 	// Progress, when set, is called after each object WriteTo writes with
 	// the bytes written so far and the image size.
 	Progress func(written, total int64)
+	// MaxSize, when > 0, caps the image: WriteTo refuses a larger one
+	// before writing a byte, and AddTar refuses a member whose data would
+	// take the spool (every spooled member, replaced ones included) or
+	// the member itself past it, before reading its data.
+	MaxSize int64
 }
 
 // Builder assembles a tree from directories and tar layers stacked in call
@@ -50,7 +55,8 @@ type Builder struct {
 	tarFile tarFile // the seekable tar AddTar is reading, if any
 	spoolAt int64
 	skipped []string
-	lay     *layout // computed by WriteTo / Size; nil after the tree changes
+	roots   []*srcRoot // AddDir sources, open until Close
+	lay     *layout    // computed by WriteTo / Size; nil after the tree changes
 }
 
 // node is one inode of the tree being built.
@@ -59,8 +65,8 @@ type node struct {
 	size           int64
 	target         string           // symlink target
 	children       map[string]child // directories
-	src            string           // regular file: path to re-open at write time, or
-	data           io.ReaderAt      // (src == "") where a tar member's bytes are:
+	src            *srcFile         // regular file: where to re-open it at write time, or
+	data           io.ReaderAt      // (src == nil) where a tar member's bytes are:
 	dataOff        int64            // the seekable tar itself or the spool file
 
 	ino  uint32   // assigned by layout
@@ -97,13 +103,19 @@ func (n *node) isRegular() bool { return n.mode&modeTypeMask == modeRegular }
 // Skipped lists the special files left out (SpecialsSkip), by path.
 func (b *Builder) Skipped() []string { return b.skipped }
 
-// Close removes the spool file of tar data. The Builder is unusable after.
+// Close removes the spool file of tar data and closes the AddDir sources.
+// The Builder is unusable after.
 func (b *Builder) Close() error {
+	var err error
+	for _, r := range b.roots {
+		err = errors.Join(err, r.dir.Close())
+	}
+	b.roots = nil
 	if b.spool == nil {
-		return nil
+		return err
 	}
 	name := b.spool.Name()
-	err := errors.Join(b.spool.Close(), os.Remove(name))
+	err = errors.Join(err, b.spool.Close(), os.Remove(name))
 	b.spool = nil
 	return err
 }

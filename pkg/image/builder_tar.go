@@ -172,6 +172,9 @@ type tarFile interface {
 // the tar is a seekable file and the member is stored contiguously, else
 // in the spool.
 func (b *Builder) memberData(n *node, hdr *tar.Header, r io.Reader) error {
+	if max := b.opts.MaxSize; max > 0 && hdr.Size > max {
+		return fmt.Errorf("daxfs build: tar member %q: %w: %d data bytes, limit %d", hdr.Name, ErrTooLarge, hdr.Size, max)
+	}
 	if b.tarFile != nil && !sparse(hdr) {
 		// The tar reader reads whole blocks without read-ahead, so after
 		// Next the file offset is the start of the member's data.
@@ -198,6 +201,9 @@ func sparse(hdr *tar.Header) bool {
 
 // spoolData appends a member's data to the spool file.
 func (b *Builder) spoolData(n *node, hdr *tar.Header, r io.Reader) error {
+	if max := b.opts.MaxSize; max > 0 && hdr.Size > max-b.spoolAt {
+		return fmt.Errorf("daxfs build: tar member %q: %w: %d data bytes to spool after %d, limit %d", hdr.Name, ErrTooLarge, hdr.Size, b.spoolAt, max)
+	}
 	if b.spool == nil {
 		f, err := os.CreateTemp(b.opts.TempDir, "daxfs-build-spool-*")
 		if err != nil {

@@ -401,9 +401,9 @@ func TestBuildReadErrors(t *testing.T) {
 		want   string
 	}{
 		{"removed", os.Remove, "no such file or directory"},
-		{"shrank", func(p string) error { return os.Truncate(p, 10) }, "shrank to 10 bytes during the build (had 5000)"},
-		{"grew", func(p string) error { return os.WriteFile(p, pattern(6000, 0), 0o644) }, "grew during the build (had 5000 bytes)"},
-		{"became a directory", func(p string) error { os.Remove(p); return os.Mkdir(p, 0o755) }, "is a directory"},
+		{"shrank", func(p string) error { return os.Truncate(p, 10) }, "/f: changed since the walk: 10 bytes, walked 5000"},
+		{"grew", func(p string) error { return os.WriteFile(p, pattern(6000, 0), 0o644) }, "/f: changed since the walk: 6000 bytes, walked 5000"},
+		{"became a directory", func(p string) error { os.Remove(p); return os.Mkdir(p, 0o755) }, "/f: changed since the walk: no longer a regular file (mode 040755)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -449,5 +449,23 @@ func TestAddDirThroughSymlink(t *testing.T) {
 	}
 	if f, err := im.Lookup(RootIno, "f"); err != nil || !f.IsRegular() || f.Size != 1 {
 		t.Errorf("f: %+v, %v", f, err)
+	}
+}
+
+// TestBuildTarDataShrank: a tar read in place that shrinks before WriteTo
+// fails the build instead of giving zeros.
+func TestBuildTarDataShrank(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "l.tar")
+	mustWrite(t, p, makeTar(t, reg("f", string(pattern(5000, 4)))))
+	f, err := os.Open(p)
+	must(t, err)
+	defer f.Close()
+	b := NewBuilder(BuildOptions{})
+	defer b.Close()
+	must(t, b.AddTar(f))
+	must(t, os.Truncate(p, 512+100))
+	var buf bytes.Buffer
+	if _, err := b.WriteTo(&buf); err == nil || !strings.Contains(err.Error(), "shrank to 100 bytes during the build (had 5000)") {
+		t.Fatalf("WriteTo = %v", err)
 	}
 }

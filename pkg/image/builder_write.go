@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 )
@@ -146,6 +145,9 @@ func (b *Builder) WriteTo(w io.Writer) (int64, error) {
 		return 0, err
 	}
 	total := int64(BlockSize + lay.baseSize)
+	if max := b.opts.MaxSize; max > 0 && total > max {
+		return 0, fmt.Errorf("daxfs build: %w: %d bytes, limit %d", ErrTooLarge, total, max)
+	}
 	iw := &imageWriter{w: bufio.NewWriterSize(w, 1<<20), total: total, progress: b.opts.Progress}
 	iw.headers(lay)
 	iw.inodeTable(lay)
@@ -174,6 +176,7 @@ type imageWriter struct {
 	n, total int64
 	err      error
 	progress func(written, total int64)
+	rel      []byte // path buffer for reopening AddDir files
 }
 
 var zeros [BlockSize]byte
@@ -272,30 +275,30 @@ func (b *Builder) copyData(iw *imageWriter, n *node) {
 		return
 	}
 	var src io.Reader
-	name := n.src
-	if n.src != "" {
-		f, err := os.Open(n.src)
+	name := func() string { return fmt.Sprintf("tar data of inode %d", n.ino) } // for errors only
+	if n.src != nil {
+		iw.rel = n.src.appendRel(iw.rel[:0])
+		f, err := n.src.open(iw.rel, n.size)
 		if err != nil {
-			iw.err = fmt.Errorf("daxfs build: %w", err)
+			iw.err = err
 			return
 		}
 		defer f.Close()
-		src = f
+		src, name = f, n.src.path
 	} else {
-		name = fmt.Sprintf("tar data of inode %d", n.ino)
 		src = io.NewSectionReader(n.data, n.dataOff, n.size)
 	}
 	written, err := io.CopyN(iw.w, src, n.size)
 	iw.n += written
 	switch {
 	case err == io.EOF:
-		iw.err = fmt.Errorf("daxfs build: %s: shrank to %d bytes during the build (had %d)", name, written, n.size)
+		iw.err = fmt.Errorf("daxfs build: %s: shrank to %d bytes during the build (had %d)", name(), written, n.size)
 	case err != nil:
-		iw.err = fmt.Errorf("daxfs build: copying %s: %w", name, err)
+		iw.err = fmt.Errorf("daxfs build: copying %s: %w", name(), err)
 	default:
 		var one [1]byte
 		if k, _ := src.Read(one[:]); k > 0 {
-			iw.err = fmt.Errorf("daxfs build: %s: grew during the build (had %d bytes)", name, n.size)
+			iw.err = fmt.Errorf("daxfs build: %s: grew during the build (had %d bytes)", name(), n.size)
 		}
 	}
 }

@@ -17,6 +17,8 @@ var (
 	ErrNotSymlink = errors.New("daxfs: not a symlink")
 	// ErrNotMapped: FileBytes on an image opened from an io.ReaderAt.
 	ErrNotMapped = errors.New("daxfs: image is not memory-backed (use OpenBytes)")
+	// ErrTooLarge: a build would pass BuildOptions.MaxSize.
+	ErrTooLarge = errors.New("image exceeds the size limit")
 )
 
 // errNotFound is shared so a negative Lookup (frequent under FUSE) does
