@@ -45,9 +45,10 @@ sanity: build
 e2e-qemu:
 	bash test/e2e/qemu/run.sh
 
-# The driver on a real single-node cluster: etcd, kube-apiserver, kubelet,
-# containerd, the node DaemonSet with its fuse-host sidecar; binaries cached
-# by version.
+# `helm install` of charts/daxfs-csi (the image `make image` builds) on a
+# real two-node cluster: etcd, kube-apiserver, controller-manager,
+# scheduler, kube-proxy, two kubelets with their containerds; binaries, helm
+# and csi-provisioner cached by version (test/e2e/kube/README.md).
 e2e-kube:
 	bash test/e2e/kube/run.sh
 
