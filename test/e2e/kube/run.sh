@@ -66,31 +66,9 @@ DAXFS_CACHE="$CACHE_ROOT" K8S_VERSION="$K8S_VERSION" \
 ETCD="$(command -v etcd || echo "$KBIN/etcd")"
 HELM="$(DAXFS_CACHE="$CACHE_ROOT" "$REPO/hack/helm.sh")"
 
-# external-provisioner (the chart's csi-provisioner container), in a scratch
-# module of its own; every run checks dynamic provisioning with it.
-PROV="$CACHE_ROOT/csi-provisioner-$CSI_PROVISIONER_VERSION"
-if [[ ! -x $PROV ]]; then
-	scratch="$CACHE_ROOT/scratch-csi-provisioner-$CSI_PROVISIONER_VERSION"
-	log "building csi-provisioner $CSI_PROVISIONER_VERSION in $scratch (cold: ~5 min)"
-	mkdir -p "$scratch"
-	(
-		cd "$scratch"
-		if [[ ! -f go.sum ]]; then
-			rm -f go.mod
-			go mod init scratch/prov >/dev/null 2>&1
-			pgomod="$(go mod download -json "github.com/kubernetes-csi/external-provisioner/v6@$CSI_PROVISIONER_VERSION" |
-				sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
-			echo "require github.com/kubernetes-csi/external-provisioner/v6 $CSI_PROVISIONER_VERSION" >>go.mod
-			# its own replace lines (k8s.io/* => v0.36.1), local ones left out
-			awk '/^replace \(/{f=1;next} f&&/^\)/{f=0} f{print "replace " $0} /^replace [^(]/{print}' "$pgomod" |
-				grep -v '=> \.' >>go.mod || true
-			printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner"\n' >tools.go
-			go mod tidy >&2
-		fi
-		CGO_ENABLED=0 go build -o "$PROV.tmp" github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner >&2
-		mv "$PROV.tmp" "$PROV"
-	)
-fi
+# external-provisioner (the chart's csi-provisioner container): every run
+# checks dynamic provisioning with it.
+PROV="$(DAXFS_CACHE="$CACHE_ROOT" "$REPO/hack/csi-provisioner.sh")"
 
 # ------------------------------------------------------------ work dir, trap
 W="$(mktemp -d /tmp/daxfs-kube-e2e.XXXXXX)"
@@ -681,6 +659,7 @@ c4_upgrade() {
 	u=$(uid reader-loop)
 	mounts_before=$(pod_mounts "$u" | sort)
 	ext_before=$(pool_json | tr -d ' \n' | grep -o "\"digest\":\"$DIGEST\",\"offset\":[0-9]*")
+	[[ -n $ext_before ]] || { echo "no extent of $DIGEST before the upgrade: $(pool_json | tr -d ' \n')"; return 1; }
 	reads_before=$(loop_reads)
 	log "helm upgrade $REL to $TAG2"
 	"$HELM" upgrade "$REL" "$REPO/charts/daxfs-csi" --namespace "$NS" --reuse-values --set "image.tag=$TAG2" \
@@ -714,9 +693,12 @@ check 4b-upgraded-plugin-serves-new-volume pod_reads reader-inline-4
 "$K" -n "$NS" logs -l app.kubernetes.io/component=node -c plugin --tail=-1 >"$L/daxfs-csi-plugin.log" 2>&1 || true
 "$K" -n "$NS" logs -l app.kubernetes.io/component=fuse-host --tail=-1 >"$L/daxfs-csi-fuse-host.log" 2>&1 || true
 "$K" -n "$NS" logs -l app.kubernetes.io/component=controller --all-containers --tail=-1 >"$L/daxfs-csi-controller.log" 2>&1 || true
-daxfs_procs() { # pids whose argv[0] is a daxfs-csi binary
+daxfs_procs() { # daxfs-csi processes in either node's pods (their cgroups
+	# are under the kubelets' cgroup roots; other daxfs-csi runs on this
+	# machine are not ours to count)
 	local p a
 	for p in /proc/[0-9]*; do
+		grep -q "/$CGROOT_PREFIX-" "$p/cgroup" 2>/dev/null || continue
 		a=$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null | head -1) || continue
 		[[ ${a##*/} == daxfs-csi ]] && echo "${p#/proc/} $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | head -c 120)"
 	done
