@@ -36,8 +36,8 @@ func renderChart(t *testing.T, args ...string) []runtime.Object {
 	dec := serializer.NewCodecFactory(scheme.Scheme, serializer.EnableStrict).UniversalDeserializer()
 	var objs []runtime.Object
 	for i, doc := range bytes.Split(out, []byte("\n---\n")) {
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
+		if len(bytes.TrimSpace(doc)) == 0 || bytes.Contains(doc, []byte("\nkind: ServiceMonitor\n")) {
+			continue // prometheus-operator's type is not in client-go's scheme
 		}
 		obj, _, err := dec.Decode(doc, nil, nil)
 		if err != nil {
@@ -255,5 +255,58 @@ func checkFuseHostPod(t *testing.T, spec corev1.PodSpec, plugin, host *corev1.Co
 		if v.Name == sock.Name && v.EmptyDir == nil {
 			t.Errorf("socket volume %s is not an emptyDir", v.Name)
 		}
+	}
+}
+
+// TestChartAllFeatures: every optional value reaches the objects it is for.
+func TestChartAllFeatures(t *testing.T) {
+	var (
+		dss = map[string]*appsv1.DaemonSet{}
+		dep *appsv1.Deployment
+		sc  *storagev1.StorageClass
+	)
+	for _, o := range renderChart(t, "-f", "../../charts/daxfs-csi/ci/all-features-values.yaml") {
+		switch x := o.(type) {
+		case *appsv1.DaemonSet:
+			dss[x.Name] = x
+		case *appsv1.Deployment:
+			dep = x
+		case *storagev1.StorageClass:
+			sc = x
+		}
+	}
+	if sc == nil || dep == nil || dss["t-node"] == nil || dss["t-fuse-host"] == nil {
+		t.Fatalf("objects: StorageClass %v Deployment %v DaemonSets %v", sc != nil, dep != nil, dss)
+	}
+	if sc.VolumeBindingMode == nil || *sc.VolumeBindingMode != storagev1.VolumeBindingWaitForFirstConsumer ||
+		sc.Parameters["image"] != "file:///var/lib/daxfs/images/app.daxfs" || len(sc.AllowedTopologies) != 1 ||
+		sc.Annotations["storageclass.kubernetes.io/is-default-class"] != "true" {
+		t.Errorf("StorageClass %+v", sc)
+	}
+	for name, spec := range map[string]corev1.PodSpec{
+		"controller": dep.Spec.Template.Spec, "node": dss["t-node"].Spec.Template.Spec, "fuse-host": dss["t-fuse-host"].Spec.Template.Spec,
+	} {
+		if len(spec.ImagePullSecrets) != 1 || spec.ImagePullSecrets[0].Name != "regcred" {
+			t.Errorf("%s: imagePullSecrets %v", name, spec.ImagePullSecrets)
+		}
+		if len(spec.Tolerations) == 0 || len(spec.NodeSelector) == 0 || spec.PriorityClassName == "" {
+			t.Errorf("%s: tolerations %v nodeSelector %v priorityClass %q", name, spec.Tolerations, spec.NodeSelector, spec.PriorityClassName)
+		}
+		if c := spec.Containers[0]; c.Image != "registry.example.com/daxfs/daxfs-csi:v0.1.0" {
+			t.Errorf("%s: image %s", name, c.Image)
+		}
+	}
+	node := dss["t-node"].Spec.Template.Spec
+	if node.Affinity == nil || node.Affinity.NodeAffinity == nil || node.NodeSelector["feature.node.kubernetes.io/memory-nv.dax"] != "true" {
+		t.Errorf("node affinity %v, selector %v", node.Affinity, node.NodeSelector)
+	}
+	if container(node, "node-driver-registrar") == nil || strings.Contains(argsOf(container(node, "plugin")), "--registration-dir") {
+		t.Errorf("registrar mode sidecar: containers %v, plugin args %q", node.Containers, argsOf(container(node, "plugin")))
+	}
+	if r := container(node, "plugin").Resources.Requests; r.Cpu().String() != "50m" {
+		t.Errorf("plugin resources %v", r)
+	}
+	if r := container(dep.Spec.Template.Spec, "controller").Resources.Requests; r.Memory().String() != "64Mi" {
+		t.Errorf("controller resources %v", r)
 	}
 }
