@@ -80,7 +80,8 @@ image:
 	$(GO) run ./hack/imagebuild -binary $(IMAGE_DIR)/daxfs-csi -ref $(IMAGE_REF) -arch $(GOARCH) \
 		-version $(VERSION) -revision $(COMMIT) -created $(COMMIT_EPOCH) \
 		-oci-layout $(IMAGE_DIR)/oci -tarball $(IMAGE_DIR)/daxfs-csi.tar $(if $(REGISTRY),-push,) \
-		| tee $(IMAGE_DIR)/ref
+		>$(IMAGE_DIR)/ref
+	cat $(IMAGE_DIR)/ref
 
 # The chart: helm lint --strict, the schema refusing bad values, the chart's
 # CRDs equal to deploy/crds (helm from the module proxy, cached by version).
