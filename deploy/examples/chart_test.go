@@ -126,6 +126,10 @@ func TestChart(t *testing.T) {
 	if c := container(dep.Spec.Template.Spec, "controller"); c.Image != plugin.Image || c.ImagePullPolicy != corev1.PullIfNotPresent {
 		t.Errorf("controller image %s (%s), plugin image %s: want the same, IfNotPresent", c.Image, c.ImagePullPolicy, plugin.Image)
 	}
+	// The scheduler resolves DaxImages' file:// sources itself.
+	if m := mountsOf(container(dep.Spec.Template.Spec, "controller"))["/var/lib/daxfs/images"]; m.Name == "" || !m.ReadOnly {
+		t.Errorf("controller container lacks the read-only images mount: %+v", container(dep.Spec.Template.Spec, "controller").VolumeMounts)
+	}
 
 	csiCtl, prov := container(dep.Spec.Template.Spec, "csi-controller"), container(dep.Spec.Template.Spec, "csi-provisioner")
 	if csiCtl == nil || prov == nil || container(dep.Spec.Template.Spec, "controller") == nil {

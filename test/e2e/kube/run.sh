@@ -604,6 +604,7 @@ check 6-dynamic-pv-reads-image e_dynamic
 "$K" get pv -o yaml >"$L/pv-dynamic.yaml" 2>&1
 "$K" delete pod reader-dynamic --wait=true --timeout="${TMO}s" >&2 || true
 "$K" delete pvc e2e-dynamic-pvc --wait=true --timeout="${TMO}s" >&2 || true
+"$K" delete storageclass daxfs-e2e >&2 || true
 waitfor "pool empty after the dynamic volume" "$TMO" pool_empty || log "pool not empty after the dynamic volume: $(extents) extents"
 
 # (2) a DaxImage pre-staged on node A before any pod asks for it.
