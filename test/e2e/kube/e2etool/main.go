@@ -5,6 +5,10 @@
 //	                     DIR (sorted), then "READ-DONE N", then wait for SIGTERM
 //	e2etool hash DIR     the same lines, then exit (run on the host to get the
 //	                     expected output)
+//	e2etool loop FILE    open and read FILE again and again (stat and list its
+//	                     dir too), checking each read against the first; print
+//	                     "LOOP reads=N errors=M" every second and "LOOP-ERR …"
+//	                     for each failure, until SIGTERM
 package main
 
 import (
@@ -18,6 +22,7 @@ import (
 	"path/filepath"
 	"sort"
 	"syscall"
+	"time"
 )
 
 func wait() {
@@ -80,8 +85,60 @@ func main() {
 		if err != nil {
 			os.Exit(1)
 		}
+	case "loop":
+		if len(os.Args) != 3 {
+			fmt.Fprintln(os.Stderr, "usage: e2etool loop FILE")
+			os.Exit(2)
+		}
+		loop(os.Args[2])
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", os.Args[1])
 		os.Exit(2)
+	}
+}
+
+// loop reads file until SIGTERM; every failure or differing read is an
+// error line, so a reader that saw a volume go away says so.
+func loop(file string) {
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	var first [32]byte
+	var reads, errs int
+	readOnce := func() error {
+		if _, err := os.Stat(file); err != nil {
+			return err
+		}
+		if _, err := os.ReadDir(filepath.Dir(file)); err != nil {
+			return err
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		if reads == 0 {
+			first = sum
+		} else if sum != first {
+			return fmt.Errorf("content changed: sha256 %x, first read %x", sum, first)
+		}
+		return nil
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	report := time.NewTicker(time.Second)
+	for {
+		select {
+		case <-stop:
+			fmt.Printf("LOOP reads=%d errors=%d\n", reads, errs)
+			return
+		case <-report.C:
+			fmt.Printf("LOOP reads=%d errors=%d\n", reads, errs)
+		case <-tick.C:
+			if err := readOnce(); err != nil {
+				errs++
+				fmt.Printf("LOOP-ERR %s: %v\n", time.Now().UTC().Format(time.RFC3339Nano), err)
+				continue
+			}
+			reads++
+		}
 	}
 }
