@@ -72,8 +72,6 @@ bench:
 # is the commit time): the same commit gives the same digest. Writes an OCI
 # layout and a docker-archive tarball under IMAGE_DIR; pushes to
 # $(REGISTRY)/$(IMAGE_NAME):$(IMAGE_TAG) when REGISTRY is set.
-VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
-COMMIT       ?= $(shell git rev-parse HEAD 2>/dev/null)
 COMMIT_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 GOARCH       ?= $(shell $(GO) env GOARCH)
 IMAGE_NAME   ?= daxfs-csi
@@ -81,9 +79,7 @@ IMAGE_TAG    ?= $(VERSION)
 IMAGE_DIR    ?= bin/image
 REGISTRY     ?=
 IMAGE_REF    := $(if $(REGISTRY),$(REGISTRY)/,)$(IMAGE_NAME):$(IMAGE_TAG)
-IMAGE_LDFLAGS := -s -w -buildid= \
-	-X github.com/daxfs-csi/daxfs-csi/internal/buildinfo.version=$(VERSION) \
-	-X github.com/daxfs-csi/daxfs-csi/internal/buildinfo.commit=$(COMMIT)
+IMAGE_LDFLAGS := -s -w -buildid= $(LDFLAGS)
 
 image:
 	mkdir -p $(IMAGE_DIR)
