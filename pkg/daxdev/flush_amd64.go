@@ -4,5 +4,3 @@ package daxdev
 //
 //go:noescape
 func cacheWriteback(addr, n uintptr)
-
-const haveCacheWriteback = true
