@@ -15,28 +15,32 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/machine"
 )
 
-// helmVersion is run with `go run` when no helm is on PATH (the module
-// cache or the Go proxy has it).
-const helmVersion = "helm.sh/helm/v3/cmd/helm@v3.22.0"
+// helm is $DAXFS_HELM (`make unit` sets it to the version pinned in
+// hack/versions.sh, built by hack/tools.sh), else helm on PATH.
+func helm(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("DAXFS_HELM"); p != "" {
+		return p
+	}
+	p, err := exec.LookPath("helm")
+	if err != nil {
+		machine.Lacks(t, "no helm: run with DAXFS_HELM=$(hack/tools.sh helm) or put helm on PATH")
+	}
+	return p
+}
 
 // renderChart renders charts/daxfs-csi with its default values.
 func renderChart(t *testing.T) []runtime.Object {
 	t.Helper()
-	args := []string{"template", "t", "../../charts/daxfs-csi", "--namespace", "kube-system"}
-	cmd := exec.Command("go", append([]string{"run", helmVersion}, args...)...)
-	if p, err := exec.LookPath("helm"); err == nil {
-		cmd = exec.Command(p, args...)
-	}
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	cmd := exec.Command(helm(t), "template", "t", "../../charts/daxfs-csi", "--namespace", "kube-system")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		if strings.Contains(stderr.String(), "helm.sh/helm") && !strings.Contains(stderr.String(), "charts/daxfs-csi") {
-			t.Skipf("helm is not available (no helm on PATH, `go run %s` failed): %s", helmVersion, stderr.String())
-		}
 		t.Fatalf("helm template: %v\n%s", err, stderr.String())
 	}
 	dec := serializer.NewCodecFactory(scheme.Scheme, serializer.EnableStrict).UniversalDeserializer()
