@@ -12,7 +12,14 @@ COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS   := -X github.com/daxfs-csi/daxfs-csi/internal/buildinfo.version=$(VERSION) \
 	-X github.com/daxfs-csi/daxfs-csi/internal/buildinfo.commit=$(COMMIT)
 
-.PHONY: build run test unit fuzz e2e-qemu e2e-kube sanity vet bench image chart-test
+# The packages whose tests run goroutines and processes against each other
+# run under the race detector (cgo: needs gcc).
+RACE_PKGS  := ./pkg/nodeserver/... ./pkg/daxdev/... ./pkg/oci/... ./pkg/fusehost/... ./pkg/driver/...
+# Tool versions have one home, hack/versions.sh; hack/tools.sh builds each
+# once. Exported, so `make lint STATICCHECK_VERSION=v0.7.0` reaches it.
+export STATICCHECK_VERSION := $(shell . ./hack/versions.sh && echo $$STATICCHECK_VERSION)
+
+.PHONY: build run test unit fuzz e2e-qemu e2e-kube sanity vet lint bench image chart-test
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/daxfs-csi
@@ -29,16 +36,26 @@ run: build
 		--state-dir $(RUN_DIR)/state --allow-source file://$(IMAGES)/ \
 		--metrics-address 127.0.0.1:9808
 
-test: vet chart-test unit fuzz sanity e2e-qemu e2e-kube
+test: vet lint chart-test unit fuzz sanity e2e-qemu e2e-kube
 
 vet:
 	$(GO) vet ./...
 
+# staticcheck with its default checks, built once into the cache.
+lint:
+	sc="$$(hack/tools.sh staticcheck)" && "$$sc" ./...
+
 # envtest needs etcd and kube-apiserver: built once from the module proxy
-# and cached by Kubernetes version (hack/envtest-assets.sh), never rebuilt.
+# and cached by Kubernetes version (hack/envtest-assets.sh), never rebuilt;
+# helm (deploy/examples) likewise by version (hack/tools.sh). RACE_PKGS run
+# with -race, the rest without; both always run, and either failing fails.
 unit:
-	assets="$$(hack/envtest-assets.sh)" && \
-	KUBEBUILDER_ASSETS="$$assets" $(GO) test $(TEST_FLAGS) ./...
+	assets="$$(hack/envtest-assets.sh)" && helm="$$(hack/tools.sh helm)" && \
+	race="$$($(GO) list $(RACE_PKGS))" && rest="$$($(GO) list ./... | grep -vxF "$$race")" && \
+	export KUBEBUILDER_ASSETS="$$assets" DAXFS_HELM="$$helm" && status=0 && \
+	{ $(GO) test -race $(TEST_FLAGS) $$race || status=1; } && \
+	{ $(GO) test $(TEST_FLAGS) $$rest || status=1; } && \
+	exit $$status
 
 # Brief fuzzing of every fuzz target on every run (go test -fuzz takes one
 # target at a time): the image reader (seeds: the samples), the tar builder,

@@ -10,8 +10,9 @@
 # and must never enter our go.mod. Cold: ~10-14 min on 2 cores; cached: instant.
 set -euo pipefail
 
-K8S_VERSION="${K8S_VERSION:-v1.34.4}"
-ETCD_MODULE_VERSION="${ETCD_MODULE_VERSION:-v3.6.16}" # only when apt has no etcd
+# K8S_VERSION, ETCD_MODULE_VERSION (only when apt has no etcd).
+# shellcheck source=hack/versions.sh
+. "$(dirname "${BASH_SOURCE[0]}")/versions.sh"
 ETCD_FROM="${DAXFS_ETCD_FROM:-apt}"                    # apt (falls back to proxy) or proxy
 CACHE_ROOT="${DAXFS_CACHE:-$HOME/.cache/daxfs-csi}"
 OUT="$CACHE_ROOT/k8s-$K8S_VERSION"
@@ -27,8 +28,9 @@ if ! have etcd; then
 	if [[ $ETCD_FROM == apt ]] && ! command -v etcd >/dev/null 2>&1 && [[ ! -x /usr/bin/etcd ]]; then
 		if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
 			log "installing etcd-server from apt"
-			(apt-get install -y --no-install-recommends etcd-server >&2 ||
-				{ apt-get update >&2 && apt-get install -y --no-install-recommends etcd-server >&2; }) || true
+			apt=(apt-get -o DPkg::Lock::Timeout=600)
+			("${apt[@]}" install -y --no-install-recommends etcd-server >&2 ||
+				{ "${apt[@]}" update >&2 && "${apt[@]}" install -y --no-install-recommends etcd-server >&2; }) || true
 		fi
 	fi
 	# The Debian package ships a service we do not want running.

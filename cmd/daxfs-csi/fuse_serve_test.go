@@ -20,6 +20,7 @@ import (
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/fusefs"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/machine"
 	"github.com/daxfs-csi/daxfs-csi/internal/sharedtest"
 )
 
@@ -35,9 +36,8 @@ type serveProc struct {
 }
 
 func needRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("fuse-serve mounts directly and needs root")
-	}
+	t.Helper()
+	machine.NeedRoot(t, "fuse-serve mounts directly")
 }
 
 // startServe runs fuse-serve in its own session (as the node plugin does)

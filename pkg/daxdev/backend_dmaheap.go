@@ -19,8 +19,9 @@ type dmaHeapAllocationData struct {
 	HeapFlags uint64 // in: must be 0
 }
 
-// DMA_HEAP_IOCTL_ALLOC = _IOWR('H', 0x0, struct dma_heap_allocation_data).
-const dmaHeapIoctlAlloc = 3<<30 | uintptr(unsafe.Sizeof(dmaHeapAllocationData{}))<<16 | 'H'<<8 | 0
+// DMA_HEAP_IOCTL_ALLOC = _IOWR('H', 0x0, struct dma_heap_allocation_data):
+// direction, size, type 'H'; the command number is 0.
+const dmaHeapIoctlAlloc = 3<<30 | uintptr(unsafe.Sizeof(dmaHeapAllocationData{}))<<16 | 'H'<<8
 
 // dmaheap is a buffer allocated from a dma-buf heap. The memory lives as long
 // as the dma-buf fd, so it is neither persistent nor shared with another

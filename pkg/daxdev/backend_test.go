@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/machine"
 )
 
 func TestDMAHeapIoctlContract(t *testing.T) {
@@ -23,13 +25,13 @@ func TestDMAHeapIoctlContract(t *testing.T) {
 	if dmaHeapIoctlAlloc != 0xc0184800 {
 		t.Fatalf("DMA_HEAP_IOCTL_ALLOC = %#x, want 0xc0184800", dmaHeapIoctlAlloc)
 	}
-	// Against the installed kernel uapi header, when a C compiler has one.
+	// Against the installed kernel uapi header (linux-libc-dev), with a C compiler.
 	if _, err := os.Stat("/usr/include/linux/dma-heap.h"); err != nil {
-		t.Skip("no linux/dma-heap.h to compare with")
+		machine.Lacks(t, "no linux/dma-heap.h to compare with (linux-libc-dev)")
 	}
 	cc, err := exec.LookPath("cc")
 	if err != nil {
-		t.Skip("no C compiler")
+		machine.Lacks(t, "no C compiler")
 	}
 	dir := t.TempDir()
 	src := filepath.Join(dir, "h.c")
@@ -45,7 +47,7 @@ int main(void) {
 `), 0o600)
 	bin := filepath.Join(dir, "h")
 	if out, err := exec.Command(cc, "-o", bin, src).CombinedOutput(); err != nil {
-		t.Skipf("cannot compile against the uapi header: %v\n%s", err, out)
+		machine.Lacks(t, "cannot compile against the uapi header: %v\n%s", err, out)
 	}
 	out, err := exec.Command(bin).Output()
 	if err != nil {
@@ -137,16 +139,14 @@ func TestDevDAXOnCharDeviceWithoutSysfs(t *testing.T) {
 // TestPmemOnLoopDevice runs the pmem backend for real on a block device: a
 // loop device over a file, which maps through the page cache like /dev/pmemN.
 func TestPmemOnLoopDevice(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for losetup")
-	}
+	machine.NeedRoot(t, "losetup")
 	backing := filepath.Join(t.TempDir(), "pmem.img")
 	if err := os.WriteFile(backing, make([]byte, 8<<20), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command("losetup", "--find", "--show", backing).Output()
 	if err != nil {
-		t.Skipf("losetup: %v", err)
+		machine.Lacks(t, "losetup: %v", err)
 	}
 	loop := strings.TrimSpace(string(out))
 	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
@@ -212,7 +212,7 @@ func TestCacheWriteback(t *testing.T) {
 func TestDevDAXBackendOnStandIn(t *testing.T) {
 	var st unix.Stat_t
 	if err := unix.Stat("/dev/zero", &st); err != nil {
-		t.Skip(err)
+		machine.Lacks(t, "%v", err)
 	}
 	sys := t.TempDir()
 	dir := filepath.Join(sys, "dev", "char", strconv.Itoa(int(unix.Major(st.Rdev)))+":"+strconv.Itoa(int(unix.Minor(st.Rdev))))

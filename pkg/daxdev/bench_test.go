@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/machine"
 )
 
 // benchPool opens a pool for benchmarks: a memory file on /dev/shm (tmpfs,
@@ -35,7 +37,7 @@ func benchPool(b *testing.B, kind string, size int64) *Pool {
 	case "devdax":
 		var st unix.Stat_t
 		if err := unix.Stat("/dev/zero", &st); err != nil {
-			b.Skip(err)
+			machine.Lacks(b, "%v", err)
 		}
 		sys := b.TempDir()
 		dir := filepath.Join(sys, "dev", "char", strconv.Itoa(int(unix.Major(st.Rdev)))+":"+strconv.Itoa(int(unix.Minor(st.Rdev))))

@@ -10,27 +10,27 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/machine"
 )
 
 // TestMemfileOnHugetlbfs runs a memory-file pool on a private hugetlbfs mount
 // with a few 2 MiB pages reserved for the test (root only; restored after).
 func TestMemfileOnHugetlbfs(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to reserve huge pages and mount hugetlbfs")
-	}
+	machine.NeedRoot(t, "reserving huge pages and mounting hugetlbfs")
 	const knob = "/proc/sys/vm/nr_hugepages"
 	old, err := os.ReadFile(knob)
 	if err != nil {
-		t.Skip(err)
+		machine.Lacks(t, "no huge pages: %v", err)
 	}
 	n, _ := strconv.Atoi(strings.TrimSpace(string(old)))
 	if err := os.WriteFile(knob, []byte(strconv.Itoa(n+6)), 0o644); err != nil {
-		t.Skipf("reserve huge pages: %v", err)
+		machine.Lacks(t, "reserve huge pages: %v", err)
 	}
 	t.Cleanup(func() { os.WriteFile(knob, old, 0o644) })
 	mnt := t.TempDir()
 	if err := unix.Mount("none", mnt, "hugetlbfs", 0, "pagesize=2M"); err != nil {
-		t.Skipf("mount hugetlbfs: %v", err)
+		machine.Lacks(t, "mount hugetlbfs: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
 

@@ -3,6 +3,8 @@ package daxdev
 import (
 	"testing"
 	"time"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/machine"
 )
 
 func TestStagerAlive(t *testing.T) {
@@ -11,7 +13,7 @@ func TestStagerAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !id.procOK {
-		t.Skip("no /proc")
+		machine.Lacks(t, "no /proc")
 	}
 	now := time.Now()
 	rec := func(host uint64, boot [16]byte, pid, start uint64, hb time.Time) []byte {

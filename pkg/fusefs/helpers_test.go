@@ -10,6 +10,7 @@ import (
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/machine"
 	"github.com/daxfs-csi/daxfs-csi/internal/sharedtest"
 )
 
@@ -55,9 +56,7 @@ func openSample(t testing.TB, name string, mapped bool) *image.Image {
 // ends (lazily as a last resort, so a failing test leaves no mount behind).
 func mountTest(t testing.TB, im *image.Image, opts Options) (*Server, string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting FUSE directly needs root")
-	}
+	machine.NeedRoot(t, "mounting FUSE directly")
 	mnt := t.TempDir()
 	s, err := Mount(mnt, im, opts)
 	if err != nil {

@@ -16,9 +16,6 @@ import (
 // complete and in order, is decoded from the image once, and a second
 // listing and a rewind come from the kernel's cache.
 func TestListingWithoutOpendir(t *testing.T) {
-	if !noOpendirSupport {
-		t.Skip("noOpendirSupport is off")
-	}
 	im, err := image.OpenBytes(bigDirTree(2, 3000).bytes())
 	if err != nil {
 		t.Fatal(err)

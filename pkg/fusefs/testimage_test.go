@@ -3,8 +3,6 @@ package fusefs
 import (
 	"encoding/binary"
 	"path"
-	"sort"
-	"strings"
 	"syscall"
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
@@ -121,15 +119,3 @@ func (t *testTree) bytes() []byte {
 	}
 	return b
 }
-
-// paths lists every path of the tree, sorted.
-func (t *testTree) paths() []string {
-	var ps []string
-	for p := range t.nodes {
-		ps = append(ps, p)
-	}
-	sort.Strings(ps)
-	return ps
-}
-
-func isUnder(p, dir string) bool { return strings.HasPrefix(p, dir+"/") }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/machine"
 )
 
 // tarMember is one member of a test tar.
@@ -268,7 +270,7 @@ func TestTarFileReadInPlace(t *testing.T) {
 func TestTarGNUSparse(t *testing.T) {
 	gnuTar, err := exec.LookPath("tar")
 	if err != nil {
-		t.Skip("GNU tar not installed")
+		machine.Lacks(t, "GNU tar not installed")
 	}
 	dir := t.TempDir()
 	src := filepath.Join(dir, "sparse")
@@ -286,7 +288,7 @@ func TestTarGNUSparse(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			tarPath := filepath.Join(dir, format+".tar")
 			if out, err := exec.Command(gnuTar, "-S", "--format="+format, "-C", dir, "-cf", tarPath, "sparse").CombinedOutput(); err != nil {
-				t.Skipf("tar -S --format=%s: %v: %s", format, err, out)
+				machine.Lacks(t, "GNU tar: tar -S --format=%s: %v: %s", format, err, out)
 			}
 			tf, err := os.Open(tarPath)
 			must(t, err)

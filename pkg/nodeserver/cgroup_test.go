@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/machine"
 )
 
 // cgroup stands in for a container: the runtime ends a container by
@@ -18,7 +20,7 @@ import (
 type cgroup string
 
 // newCgroup makes a fresh cgroup (v1 pids hierarchy, else v2), removed
-// with everything in it at cleanup; the test is skipped without one.
+// with everything in it at cleanup; without one, see machine.Lacks.
 func newCgroup(t *testing.T) cgroup {
 	t.Helper()
 	name := fmt.Sprintf("daxfs-test-%d-%d", os.Getpid(), time.Now().UnixNano())
@@ -43,7 +45,7 @@ func newCgroup(t *testing.T) cgroup {
 		})
 		return cg
 	}
-	t.Skipf("no writable cgroup hierarchy: %s", strings.Join(errs, "; "))
+	machine.Lacks(t, "no writable cgroup hierarchy: %s", strings.Join(errs, "; "))
 	return ""
 }
 

@@ -14,9 +14,6 @@ import (
 // the new fuse-host takes over the stale socket and the plugin's health
 // watch remounts the image through it and rebinds the volume.
 func TestFuseHostRestartHeals(t *testing.T) {
-	if daxfsCSIBin == "" {
-		t.Skip("daxfs-csi did not build (see TestMain output)")
-	}
 	cg := newCgroup(t)
 	e := newEnv(t, 64<<20, nil)
 	e.ns.Shutdown()

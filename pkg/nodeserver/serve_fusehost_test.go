@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,14 +18,7 @@ import (
 // The deployed shape: `daxfs-csi serve --mode node --fuse-host-socket`
 // in a cgroup (its container), `daxfs-csi fuse-host` outside it. Killing the
 // whole cgroup leaves pods reading; the restarted serve unpublishes.
-// Skipped until serve has the flag.
 func TestServeContainerRestartWithFuseHost(t *testing.T) {
-	if daxfsCSIBin == "" {
-		t.Skip("daxfs-csi did not build (see TestMain output)")
-	}
-	if out, _ := exec.Command(daxfsCSIBin, "serve", "--help").CombinedOutput(); !strings.Contains(string(out), "fuse-host-socket") {
-		t.Skip("daxfs-csi serve has no --fuse-host-socket flag yet")
-	}
 	cg := newCgroup(t)
 	root := t.TempDir()
 	images := filepath.Join(root, "images")

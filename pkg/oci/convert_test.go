@@ -143,9 +143,7 @@ func TestDigestMismatchRefused(t *testing.T) {
 	src2 := reg.push(t, "tampered", "v1", img2)
 	layers, _ := img2.Layers()
 	ld, _ := layers[0].Digest()
-	reg.mu.Lock()
-	reg.breakBlob = nil
-	reg.mu.Unlock()
+	reg.set(func() { reg.breakBlob = nil })
 	tamper(t, reg, ld)
 	before := cacheFiles(t, dir)
 	if _, err := c.Convert(ctx, src2); err == nil || !strings.Contains(err.Error(), "checksum") {
@@ -183,7 +181,7 @@ func TestFailedPullLeavesNothing(t *testing.T) {
 	bad, _ := layers[1].Digest()
 	var broken atomic.Bool
 	broken.Store(true)
-	reg.breakBlob = func(d string) bool { return broken.Load() && d == bad.String() }
+	reg.set(func() { reg.breakBlob = func(d string) bool { return broken.Load() && d == bad.String() } })
 	dir := t.TempDir()
 	var convs []Conversion
 	c := newConverter(t, dir, func(o *Options) { o.OnConversion = func(cv Conversion) { convs = append(convs, cv) } })
@@ -221,7 +219,7 @@ func TestConcurrentConvertsOnce(t *testing.T) {
 	img := imageOf(t, runtimeLayers(t)...)
 	src := reg.push(t, "app", "v1", img)
 	gate := make(chan struct{})
-	reg.gate = gate
+	reg.set(func() { reg.gate = gate })
 	dir := t.TempDir()
 	var n atomic.Int32
 	count := func(o *Options) { o.OnConversion = func(Conversion) { n.Add(1) } }
@@ -264,7 +262,7 @@ func TestConversionOutlivesCaller(t *testing.T) {
 	img := imageOf(t, runtimeLayers(t)...)
 	src := reg.push(t, "app", "v1", img)
 	gate := make(chan struct{})
-	reg.gate = gate
+	reg.set(func() { reg.gate = gate })
 	c := newConverter(t, t.TempDir(), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -362,7 +360,7 @@ func TestTagResolvedOnce(t *testing.T) {
 
 func TestPullSecret(t *testing.T) {
 	reg := newRegistry(t)
-	reg.auth = "puller:s3cr3t-pa55"
+	reg.set(func() { reg.auth = "puller:s3cr3t-pa55" })
 	src := reg.push(t, "private", "v1", imageOf(t, tarOf(t, file("x", "x", 0o644))))
 	secrets := t.TempDir()
 	os.MkdirAll(filepath.Join(secrets, "regcred"), 0o700)

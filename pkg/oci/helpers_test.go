@@ -204,6 +204,8 @@ type testRegistry struct {
 	srv  *httptest.Server
 	host string
 
+	// mu guards the fields below: the handlers read them while a test
+	// changes them (with set).
 	mu       sync.Mutex
 	blobGets map[string]int // digest -> GETs
 	// breakBlob, when it returns true for a blob digest, makes the GET
@@ -218,9 +220,12 @@ func newRegistry(t testing.TB) *testRegistry {
 	r := &testRegistry{blobGets: map[string]int{}}
 	inner := registry.New(registry.Logger(nopLogger()))
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if r.auth != "" {
+		r.mu.Lock()
+		auth, brk, gate := r.auth, r.breakBlob, r.gate
+		r.mu.Unlock()
+		if auth != "" {
 			u, p, ok := req.BasicAuth()
-			if !ok || u+":"+p != r.auth {
+			if !ok || u+":"+p != auth {
 				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
 				http.Error(w, "unauthorized", http.StatusUnauthorized)
 				return
@@ -230,7 +235,6 @@ func newRegistry(t testing.TB) *testRegistry {
 			d := req.URL.Path[i+len("/blobs/"):]
 			r.mu.Lock()
 			r.blobGets[d]++
-			brk, gate := r.breakBlob, r.gate
 			r.mu.Unlock()
 			if gate != nil {
 				<-gate
@@ -250,6 +254,13 @@ func newRegistry(t testing.TB) *testRegistry {
 	t.Cleanup(r.srv.Close)
 	r.host = strings.TrimPrefix(r.srv.URL, "http://")
 	return r
+}
+
+// set runs change (which sets gate, breakBlob or auth) under the lock.
+func (r *testRegistry) set(change func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	change()
 }
 
 func (r *testRegistry) gets(d v1.Hash) int {

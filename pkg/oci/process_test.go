@@ -31,7 +31,7 @@ func TestConvertOnceAcrossProcesses(t *testing.T) {
 	img := imageOf(t, runtimeLayers(t)...)
 	src := reg.push(t, "app", "v1", img)
 	gate := make(chan struct{})
-	reg.gate = gate
+	reg.set(func() { reg.gate = gate })
 	dir := t.TempDir()
 	exe, err := os.Executable()
 	if err != nil {

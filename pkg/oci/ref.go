@@ -71,7 +71,7 @@ func ParseSource(s string) (Source, error) {
 		}
 		return Source{Kind: KindArchive, Raw: s, Path: p, Tag: tag}, nil
 	}
-	return Source{}, fmt.Errorf("%q: want oci://, oci-layout: or docker-archive:", s)
+	return Source{}, fmt.Errorf("%q: not an oci://, oci-layout: or docker-archive: reference", s)
 }
 
 // NodePlatform is the platform images are converted for.

@@ -17,7 +17,7 @@ import (
 // requires basic auth.
 func TestKubePullSecret(t *testing.T) {
 	reg := newRegistry(t)
-	reg.auth = "puller:k8s-pa55"
+	reg.set(func() { reg.auth = "puller:k8s-pa55" })
 	src := reg.push(t, "private", "v1", imageOf(t, tarOf(t, file("x", "x", 0o644))))
 	cfg := `{"auths":{"` + reg.host + `":{"username":"puller","password":"k8s-pa55"}}}`
 	cs := fake.NewSimpleClientset(

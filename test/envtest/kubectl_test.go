@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
 	"github.com/daxfs-csi/daxfs-csi/pkg/controller"
 )
@@ -30,7 +32,15 @@ func TestKubectlGetIsReadable(t *testing.T) {
 		}
 		return nil
 	})
-	stdout, stderr, err := testEnv.ControlPlane.KubeCtl().Run("get", "daxnodes,daximages")
+	admin, err := testEnv.ControlPlane.AddUser(envtest.User{Name: "kubectl-test", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubectl, err := admin.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := kubectl.Run("get", "daxnodes,daximages")
 	if err != nil {
 		e, _ := io.ReadAll(stderr)
 		t.Fatalf("kubectl: %v: %s", err, e)

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/machine"
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
 	"github.com/daxfs-csi/daxfs-csi/pkg/controller"
 )
@@ -59,11 +60,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// setup skips without a control plane and leaves no DaxNode or DaxImage behind.
+// setup needs a control plane (see machine.Lacks) and leaves no DaxNode or
+// DaxImage behind.
 func setup(t *testing.T) context.Context {
 	t.Helper()
 	if skipWhy != "" {
-		t.Skip(skipWhy)
+		machine.Lacks(t, "%s", skipWhy)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	clean := func() {

@@ -166,5 +166,3 @@ func (c *countingPool) Stage(ctx context.Context, digest string, n int64, owner 
 }
 
 func cleanupRoot(t testing.TB, root string) { mounttest.CleanupRoot(t, root) }
-
-func mountsUnder(root string) []string { return mounttest.MountsUnder(root) }

@@ -11,16 +11,17 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/machine"
 	"github.com/daxfs-csi/daxfs-csi/pkg/oci"
 	"github.com/daxfs-csi/daxfs-csi/pkg/source"
 )
 
 // A pullSecret read from a real kube-apiserver authenticates a pull from
 // a registry that requires credentials. Needs KUBEBUILDER_ASSETS (see
-// hack/envtest-assets.sh); skipped without it.
+// hack/envtest-assets.sh; see machine.Lacks).
 func TestPullSecretFromKubeAPI(t *testing.T) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Skip("KUBEBUILDER_ASSETS is unset: export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
+		machine.Lacks(t, "KUBEBUILDER_ASSETS is unset: export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
 	}
 	env := &envtest.Environment{}
 	cfg, err := env.Start()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the standalone csi-sanity (csi-test v5.6.0) against
+# Runs the standalone csi-sanity (csi-test at the version in hack/versions.sh) against
 # `daxfs-csi serve --mode=all` on a unix socket, with a memory-file pool and
 # real mounts. Needs root (mounts, FUSE). Exit status is csi-sanity's.
 #
@@ -9,9 +9,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 export PATH="/usr/local/go/bin:$PATH"
-export PATH="$(go env GOPATH)/bin:$PATH"
+. hack/versions.sh
 
-go install github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@v5.6.0
+# The Go suite (test/sanity) and this binary are one csi-test version.
+gomod=$(go list -m -f '{{.Version}}' github.com/kubernetes-csi/csi-test/v5)
+if [ "$gomod" != "$CSI_TEST_VERSION" ]; then
+  echo "go.mod has csi-test $gomod, hack/versions.sh $CSI_TEST_VERSION: make them one" >&2
+  exit 1
+fi
+csi_sanity=$(hack/tools.sh csi-sanity)
 
 bin=${DAXFS_CSI_BIN:-$root/bin/daxfs-csi}
 if [ -z "${DAXFS_CSI_BIN:-}" ]; then
@@ -78,7 +84,7 @@ for _ in $(seq 1 600); do
 done
 [ -S "$sock" ] || { echo "no socket at $sock after 60s" >&2; exit 1; }
 
-csi-sanity \
+"$csi_sanity" \
   --csi.endpoint "unix://$sock" \
   --csi.mountdir "$work/target" \
   --csi.stagingdir "$work/staging" \

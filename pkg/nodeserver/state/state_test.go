@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/machine"
 )
 
 const dg = "sha256:" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -79,9 +81,7 @@ func TestHexRejectsUnsafeDigests(t *testing.T) {
 }
 
 func TestRemoveRefusesMountedDir(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a mount")
-	}
+	machine.NeedRoot(t, "a bind mount")
 	s, _ := Open(t.TempDir())
 	s.SaveImage(&Image{Digest: dg})
 	mnt := s.ImageMount(dg)

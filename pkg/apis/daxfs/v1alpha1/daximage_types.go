@@ -154,10 +154,6 @@ type DaxImageList struct {
 	Items           []DaxImage `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&DaxImage{}, &DaxImageList{})
-}
-
 // Condition types.
 const (
 	ConditionPlaced = "Placed"

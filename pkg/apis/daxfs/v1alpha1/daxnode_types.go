@@ -128,7 +128,3 @@ type DaxNodeList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []DaxNode `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&DaxNode{}, &DaxNodeList{})
-}

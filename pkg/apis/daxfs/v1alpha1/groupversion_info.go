@@ -8,8 +8,9 @@ package v1alpha1
 
 import (
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
 var (
@@ -17,11 +18,17 @@ var (
 	GroupVersion = schema.GroupVersion{Group: "daxfs.csi.io", Version: "v1alpha1"}
 
 	// SchemeBuilder registers the types with a runtime.Scheme.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
 
 	// AddToScheme adds the types of this group-version to a scheme.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
+
+func addKnownTypes(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion, &DaxNode{}, &DaxNodeList{}, &DaxImage{}, &DaxImageList{})
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}
 
 // Bytes is n bytes as a Quantity in binary units ("400Mi"); nil for n <= 0.
 func Bytes(n int64) *resource.Quantity {
