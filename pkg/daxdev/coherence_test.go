@@ -2,7 +2,6 @@ package daxdev
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -137,7 +136,7 @@ func (p *Pool) findDigestForTest(t *testing.T, digest string) int64 {
 	}
 	i := p.findDigest(d)
 	if i < 0 {
-		t.Fatal(fmt.Sprintf("%s not in the table", digest))
+		t.Fatalf("%s not in the table", digest)
 	}
 	return i
 }
