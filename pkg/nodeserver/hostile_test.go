@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,6 +146,24 @@ func TestTargetMountsDoNotPropagate(t *testing.T) {
 	for _, tgt := range []string{a, c, w} {
 		must(t, unix.Unmount(tgt, 0))
 	}
+	// What the kubelet and the runtime need still holds: each target is
+	// shared (its copy on the host follows it; HostToContainer works),
+	// in a peer group of its own; image and staging mounts share nothing.
+	groups := map[string]string{}
+	for _, p := range []string{a, b, c, d, w} {
+		g := peerGroup(t, p)
+		if g == "" {
+			t.Errorf("target %s is not shared", p)
+		} else if o, dup := groups[g]; dup {
+			t.Errorf("targets %s and %s are peers (%s)", o, p, g)
+		}
+		groups[g] = p
+	}
+	for _, p := range []string{img, stg} {
+		if g := peerGroup(t, p); g != "" {
+			t.Errorf("%s is in peer group %s", p, g)
+		}
+	}
 	// A fresh inline volume of the image still gets the image.
 	f := e.path("kubelet", "pods", "f", "vol")
 	must(t, e.publish("inline-f", uri, dg, "", f, nil))
@@ -247,4 +266,29 @@ func TestSymlinkAndUncleanPathsRefused(t *testing.T) {
 	if n != 0 {
 		t.Errorf("%d volumes recorded for refused requests", n)
 	}
+}
+
+// peerGroup is the "shared:N" tag of the topmost mount at p, "" if private.
+func peerGroup(t *testing.T, p string) string {
+	t.Helper()
+	g, found := "", false
+	for _, line := range strings.Split(string(readFile(t, "/proc/self/mountinfo")), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 || f[4] != p {
+			continue
+		}
+		g, found = "", true
+		for _, o := range f[6:] {
+			if o == "-" {
+				break
+			}
+			if strings.HasPrefix(o, "shared:") {
+				g = o
+			}
+		}
+	}
+	if !found {
+		t.Errorf("nothing mounted at %s", p)
+	}
+	return g
 }
