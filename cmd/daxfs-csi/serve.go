@@ -54,6 +54,7 @@ type serveConfig struct {
 	metricsAddress  string
 	keepUnused      bool
 	maxVolumes      int64
+	maxImageSize    int64 // parsed --max-image-size
 	mountMode       string
 	shutdownTimeout time.Duration
 	registrationDir string
@@ -90,6 +91,7 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	fs.StringVar(&c.metricsAddress, "metrics-address", "", "serve /metrics and /healthz on this address (e.g. :9808); empty disables")
 	fs.BoolVar(&c.keepUnused, "keep-unused", false, "keep images with no volumes staged as a cache (evicted when space is needed)")
 	fs.Int64Var(&c.maxVolumes, "max-volumes", 0, "volumes this node accepts (NodeGetInfo max_volumes_per_node); 0 = no limit")
+	maxImageSize := fs.String("max-image-size", nodeserver.DefaultMaxImageSize, "largest image a volume may stage on this node (Ki/Mi/Gi/Ti); larger ones are refused with ResourceExhausted before anything is written to the pool; 0: no limit but the pool")
 	fs.StringVar(&c.mountMode, "mount-mode", "auto", "image mount backend when a volume says auto: auto (kernel daxfs where it can serve the volume, else fuse; docs/kernel-mount.md), kernel or fuse")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, wait this long for in-flight calls")
 	fs.StringVar(&c.registrationDir, "registration-dir", "", "serve kubelet plugin registration in this dir (the kubelet's plugins_registry), in place of node-driver-registrar; empty disables")
@@ -136,6 +138,10 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	case volume.MountAuto, volume.MountKernel, volume.MountFUSE:
 	default:
 		return nil, usageError{fmt.Sprintf("--mount-mode %q: want auto, kernel or fuse", c.mountMode)}
+	}
+	var err error
+	if c.maxImageSize, err = daxdev.ParseSize(*maxImageSize); err != nil {
+		return nil, usageError{"--max-image-size: " + err.Error()}
 	}
 	if c.maxVolumes < 0 {
 		return nil, usageError{"--max-volumes must not be negative"}
@@ -221,6 +227,7 @@ func serve(args []string) error {
 			MountMode:      volume.MountMode(c.mountMode),
 			KeepUnused:     c.keepUnused,
 			MaxVolumes:     c.maxVolumes,
+			MaxImageSize:   c.maxImageSize,
 			FuseHostSocket: c.fuseHostSocket,
 			OnStage: func(digest, backend string, d time.Duration) {
 				metrics.Default.ObserveStage(backend, d)

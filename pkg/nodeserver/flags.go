@@ -1,12 +1,15 @@
 package nodeserver
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
 // mountFlagBits are the mount_flags (a PV's mountOptions) a target can
@@ -52,4 +55,21 @@ func flagBits(canon string) uintptr {
 		b |= mountFlagBits[f]
 	}
 	return b
+}
+
+// DefaultMaxImageSize is the default of serve's --max-image-size: room for
+// any real image, not for a sparse file or tar bomb blown up to fill the
+// pool and evict what others use.
+const DefaultMaxImageSize = "4Gi"
+
+// imageTooLarge is the refusal of an image over --max-image-size; size is
+// -1 when the refusal comes before the source was checked against the
+// allow-list where it landed (the size is then not told).
+func (s *NodeServer) imageTooLarge(uri string, size int64) error {
+	what := "is larger than"
+	if size >= 0 {
+		what = fmt.Sprintf("has %d bytes, more than", size)
+	}
+	return volume.WithCode(codes.ResourceExhausted,
+		fmt.Errorf("image %s %s the %d bytes this node stages at most (--max-image-size)", uri, what, s.opts.MaxImageSize))
 }

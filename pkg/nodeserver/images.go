@@ -61,9 +61,16 @@ func (s *NodeServer) resolve(ctx context.Context, a volume.Attributes) (resolved
 			digest = s.digests.get(key)
 		}
 	}
+	if keyed && s.opts.MaxImageSize > 0 && key.size > s.opts.MaxImageSize {
+		// Refused before hashing it.
+		return resolved{}, s.imageTooLarge(a.Image, -1)
+	}
 	r, err := s.opts.Fetcher.Resolve(source.WithPullSecret(ctx, a.PullSecretRef()), a.Image, digest)
 	if err != nil {
 		return resolved{}, fmt.Errorf("resolve image: %w", err)
+	}
+	if s.opts.MaxImageSize > 0 && r.Size > s.opts.MaxImageSize {
+		return resolved{}, s.imageTooLarge(a.Image, r.Size)
 	}
 	if keyed && digest == "" {
 		s.digests.put(key, r.Digest)

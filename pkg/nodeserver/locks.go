@@ -74,3 +74,20 @@ func (k *keyedMutex) unref(key string) {
 		}
 	}
 }
+
+// lockVolumePath locks the volume id, then the path: calls that touch one
+// staging or target path run one at a time whatever ids they carry. Every
+// caller takes an id before a path and never two of either, so no two
+// calls can wait on each other.
+func (s *NodeServer) lockVolumePath(ctx context.Context, id, path string) (func(), error) {
+	unlockID, err := s.volLocks.LockCtx(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	unlockPath, err := s.pathLocks.LockCtx(ctx, path)
+	if err != nil {
+		unlockID()
+		return nil, err
+	}
+	return func() { unlockPath(); unlockID() }, nil
+}

@@ -85,10 +85,12 @@ func unmountAll(path string) error {
 		if mi == nil {
 			return nil
 		}
-		err = unix.Unmount(path, 0)
+		// NOFOLLOW: a symlink put in place of the path must not lead the
+		// unmount to someone else's mount.
+		err = unix.Unmount(path, unix.UMOUNT_NOFOLLOW)
 		if errors.Is(err, unix.EBUSY) {
 			klog.V(2).InfoS("Mount busy, detaching", "path", path)
-			err = unix.Unmount(path, unix.MNT_DETACH)
+			err = unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
 		}
 		if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("unmount %s: %w", path, err)

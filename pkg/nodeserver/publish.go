@@ -25,7 +25,7 @@ func (s *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublish
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := s.volLocks.LockCtx(ctx, id)
+	unlock, err := s.lockVolumePath(ctx, id, target)
 	if err != nil {
 		return nil, volume.Status(err)
 	}
@@ -63,6 +63,9 @@ func (s *NodeServer) publishStaged(ctx context.Context, req *csi.NodePublishVolu
 			return nil, volume.Status(err)
 		}
 		return &csi.NodePublishVolumeResponse{}, nil
+	}
+	if err := s.checkFreePath("target path", target); err != nil {
+		return nil, err
 	}
 	// The target binds the staging mount: make sure that one serves.
 	if err := s.repairVolume(ctx, rec); err != nil {
@@ -112,6 +115,9 @@ func (s *NodeServer) publishEphemeral(ctx context.Context, req *csi.NodePublishV
 		}
 		return &csi.NodePublishVolumeResponse{}, nil
 	}
+	if err := s.checkFreePath("target path", target); err != nil {
+		return nil, err
+	}
 	r, err := s.resolve(ctx, a)
 	if err != nil {
 		return nil, volume.Status(err)
@@ -132,32 +138,36 @@ func (s *NodeServer) publishEphemeral(ctx context.Context, req *csi.NodePublishV
 }
 
 // NodeUnpublishVolume unmounts and removes the target; an inline volume
-// also drops its image reference. Unknown targets succeed (idempotent).
+// also drops its image reference. It touches only a target recorded for
+// this volume id: any other (an unknown id, or another volume's target)
+// answers OK and is left alone. OK, not NotFound: the spec wants unpublish
+// idempotent, and a retry after a successful unpublish finds no record
+// either; NotFound would have the kubelet retry forever.
 func (s *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	id, target := req.GetVolumeId(), req.GetTargetPath()
 	if err := checkUnmountRequest(id, "target path", target); err != nil {
 		return nil, err
 	}
-	unlock, err := s.volLocks.LockCtx(ctx, id)
+	unlock, err := s.lockVolumePath(ctx, id, target)
 	if err != nil {
 		return nil, volume.Status(err)
 	}
 	defer unlock()
 
-	if err := cleanupTarget(target); err != nil {
-		return nil, status.Errorf(codes.Internal, "unpublish %s: %v", id, err)
-	}
 	s.mu.Lock()
 	pv, eph := s.volumes[state.VolumeKey(id, "")], s.volumes[state.VolumeKey(id, target)]
 	s.mu.Unlock()
 	switch {
 	case eph != nil:
+		if err := cleanupTarget(target); err != nil {
+			return nil, status.Errorf(codes.Internal, "unpublish %s: %v", id, err)
+		}
 		if err := s.removeVolume(eph); err != nil {
 			return nil, volume.Status(err)
 		}
-	case pv != nil:
-		if _, ok := pv.Targets[target]; !ok {
-			break
+	case pv != nil && hasTarget(pv, target):
+		if err := cleanupTarget(target); err != nil {
+			return nil, status.Errorf(codes.Internal, "unpublish %s: %v", id, err)
 		}
 		if err := os.RemoveAll(s.layerDir(pv, target)); err != nil {
 			return nil, status.Errorf(codes.Internal, "remove writable layer of %s: %v", id, err)
@@ -168,17 +178,25 @@ func (s *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpub
 			return nil, volume.Status(err)
 		}
 		s.setVolume(next)
+	default:
+		klog.InfoS("Unpublish of a target this volume does not hold; left alone", "volume", id, "target", target)
+		return &csi.NodeUnpublishVolumeResponse{}, nil
 	}
 	klog.InfoS("Volume unpublished", "volume", id, "target", target)
 	return &csi.NodeUnpublishVolumeResponse{}, nil
+}
+
+func hasTarget(v *state.Volume, target string) bool {
+	_, ok := v.Targets[target]
+	return ok
 }
 
 // mountTarget makes the target's mount: an overlay over the shared image
 // mount for writable views, else a read-only bind (from the staging path
 // for PVs).
 func (s *NodeServer) mountTarget(rec *state.Volume, target string) error {
-	if err := os.MkdirAll(target, 0o750); err != nil {
-		return fmt.Errorf("create target: %w", err)
+	if err := makeDir("target path", target); err != nil {
+		return err
 	}
 	if rec.Targets[target].Writable {
 		dir := s.layerDir(rec, target)
@@ -193,6 +211,11 @@ func (s *NodeServer) mountTarget(rec *state.Volume, target string) error {
 	src := s.store.ImageMount(rec.Digest)
 	if !rec.Ephemeral {
 		src = rec.StagingPath
+	}
+	// Each target in a peer group of its own, never the source's (mounts
+	// recovered from older versions may still be shared).
+	if err := makePrivate(src); err != nil {
+		return err
 	}
 	return bindMount(src, target, true, flagBits(rec.Targets[target].Flags))
 }

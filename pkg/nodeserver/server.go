@@ -54,6 +54,10 @@ type Options struct {
 	MountMode  volume.MountMode
 	KeepUnused bool // keep unreferenced images mounted as cache (LRU-evicted)
 	MaxVolumes int64
+	// MaxImageSize is the largest image a volume may stage on this node
+	// (--max-image-size); larger ones are refused before anything is
+	// written to the pool. 0: no limit but the pool.
+	MaxImageSize int64
 	// FuseServeCommand is the argv prefix running `daxfs-csi`; the node
 	// appends "fuse-serve --pool ... --digest ... --mountpoint ...".
 	// Default: this executable.
@@ -91,8 +95,9 @@ type NodeServer struct {
 
 	digests digestCache // file:// sources without a digest attribute
 
-	volLocks *keyedMutex // per volume id
-	imgLocks *keyedMutex // per digest
+	volLocks  *keyedMutex // per volume id
+	pathLocks *keyedMutex // per staging or target path, taken after volLocks
+	imgLocks  *keyedMutex // per digest
 
 	mu      sync.Mutex
 	images  map[string]*state.Image  // by digest
@@ -129,6 +134,13 @@ func New(opts Options) (*NodeServer, error) {
 	if opts.Fetcher == nil {
 		opts.Fetcher = source.Default
 	}
+	if opts.Fetcher.CheckFile == nil {
+		// Every file:// open is checked against the allow-list where it
+		// landed, not only as the URI reads.
+		f := *opts.Fetcher
+		f.CheckFile = opts.AllowSources.CheckFile
+		opts.Fetcher = &f
+	}
 	if len(opts.FuseServeCommand) == 0 {
 		exe, err := os.Executable()
 		if err != nil {
@@ -141,16 +153,17 @@ func New(opts Options) (*NodeServer, error) {
 		return nil, fmt.Errorf("nodeserver: %w", err)
 	}
 	s := &NodeServer{
-		opts:     opts,
-		pool:     opts.Pool,
-		owner:    ownerName(opts.NodeID),
-		store:    st,
-		fuse:     fuseServe{argv: opts.FuseServeCommand, poolSpec: opts.PoolSpec, launcher: localLauncher{}},
-		kernel:   opts.kernel,
-		volLocks: newKeyedMutex(),
-		imgLocks: newKeyedMutex(),
-		images:   map[string]*state.Image{},
-		volumes:  map[string]*state.Volume{},
+		opts:      opts,
+		pool:      opts.Pool,
+		owner:     ownerName(opts.NodeID),
+		store:     st,
+		fuse:      fuseServe{argv: opts.FuseServeCommand, poolSpec: opts.PoolSpec, launcher: localLauncher{}},
+		kernel:    opts.kernel,
+		volLocks:  newKeyedMutex(),
+		pathLocks: newKeyedMutex(),
+		imgLocks:  newKeyedMutex(),
+		images:    map[string]*state.Image{},
+		volumes:   map[string]*state.Volume{},
 	}
 	if opts.FuseHostSocket != "" {
 		s.fuse.launcher = hostLauncher{client: fusehost.Client{Socket: opts.FuseHostSocket}}

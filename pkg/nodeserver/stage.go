@@ -28,7 +28,7 @@ func (s *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolu
 	if a.Ephemeral {
 		return nil, status.Error(codes.InvalidArgument, "an ephemeral inline volume is never staged")
 	}
-	unlock, err := s.volLocks.LockCtx(ctx, id)
+	unlock, err := s.lockVolumePath(ctx, id, staging)
 	if err != nil {
 		return nil, volume.Status(err)
 	}
@@ -50,6 +50,9 @@ func (s *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolu
 		return &csi.NodeStageVolumeResponse{}, nil
 	}
 
+	if err := s.checkFreePath("staging target path", staging); err != nil {
+		return nil, err
+	}
 	r, err := s.resolve(ctx, a)
 	if err != nil {
 		return nil, volume.Status(err)
@@ -67,13 +70,15 @@ func (s *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolu
 }
 
 // NodeUnstageVolume undoes NodeStageVolume; the last user of the image
-// releases it. Unknown volumes succeed (idempotent retries).
+// releases it. A volume not staged at that path answers OK and nothing is
+// touched (the spec's words; retries are idempotent): the path may be
+// another volume's.
 func (s *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
 	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
 	if err := checkUnmountRequest(id, "staging target path", staging); err != nil {
 		return nil, err
 	}
-	unlock, err := s.volLocks.LockCtx(ctx, id)
+	unlock, err := s.lockVolumePath(ctx, id, staging)
 	if err != nil {
 		return nil, volume.Status(err)
 	}
@@ -83,9 +88,7 @@ func (s *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstage
 	rec := s.volumes[state.VolumeKey(id, "")]
 	s.mu.Unlock()
 	if rec == nil || rec.StagingPath != staging {
-		if err := unmountAll(staging); err != nil {
-			return nil, status.Errorf(codes.Internal, "unstage %s: %v", id, err)
-		}
+		klog.InfoS("Unstage of a path this volume is not staged at; left alone", "volume", id, "stagingPath", staging)
 		return &csi.NodeUnstageVolumeResponse{}, nil
 	}
 	// Targets whose directory is gone (removed behind our back) do not
@@ -172,15 +175,25 @@ func (s *NodeServer) forgetImageIfUnusedLocked(digest string) {
 // An overlay has a device of its own, and its reads go to the image's
 // inodes, so the page cache stays shared.
 func (s *NodeServer) mountStaging(rec *state.Volume) error {
-	if err := os.MkdirAll(rec.StagingPath, 0o750); err != nil {
-		return fmt.Errorf("create staging path: %w", err)
+	if err := makeDir("staging target path", rec.StagingPath); err != nil {
+		return err
 	}
 	// A lower-only overlay needs two layers; the second is always empty.
 	empty := filepath.Join(s.opts.StateDir, "empty")
 	if err := os.MkdirAll(empty, 0o555); err != nil {
 		return fmt.Errorf("create empty overlay layer: %w", err)
 	}
-	return readOnlyOverlay([]string{s.store.ImageMount(rec.Digest), empty}, rec.StagingPath)
+	if err := readOnlyOverlay([]string{s.store.ImageMount(rec.Digest), empty}, rec.StagingPath); err != nil {
+		return err
+	}
+	// Targets bind the staging mount; see makePrivate.
+	if err := makePrivate(rec.StagingPath); err != nil {
+		if uerr := unmountAll(rec.StagingPath); uerr != nil {
+			klog.ErrorS(uerr, "Undo staging mount", "path", rec.StagingPath)
+		}
+		return err
+	}
+	return nil
 }
 
 // ensureImageFor makes the image of a recorded volume mounted and serving.

@@ -47,13 +47,17 @@ func checkCapability(c *csi.VolumeCapability) error {
 	return status.Errorf(codes.InvalidArgument, "access mode %s is unknown", c.GetAccessMode().GetMode())
 }
 
-// checkPath requires an absolute path.
+// checkPath requires an absolute path in clean form: records and
+// mountinfo are matched by text, so "/a/x/../b" would never match "/a/b".
 func checkPath(name, p string) error {
 	if p == "" {
 		return status.Errorf(codes.InvalidArgument, "%s is required", name)
 	}
 	if !filepath.IsAbs(p) {
 		return status.Errorf(codes.InvalidArgument, "%s %q must be absolute", name, p)
+	}
+	if c := filepath.Clean(p); c != p {
+		return status.Errorf(codes.InvalidArgument, "%s %q is not in clean form (want %q)", name, p, c)
 	}
 	return nil
 }
@@ -84,6 +88,9 @@ func checkUnmountRequest(id, pathName, path string) error {
 // both carry and parses the volume context.
 func checkMountRequest(id, pathName, path string, c *csi.VolumeCapability, volCtx map[string]string) (volume.Attributes, error) {
 	if err := checkUnmountRequest(id, pathName, path); err != nil {
+		return volume.Attributes{}, err
+	}
+	if err := checkNoSymlinks(pathName, path); err != nil {
 		return volume.Attributes{}, err
 	}
 	if err := checkCapability(c); err != nil {
