@@ -21,6 +21,7 @@ import (
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/metrics"
 	"github.com/daxfs-csi/daxfs-csi/pkg/oci"
+	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 // kube is serve's Kubernetes connection: a cached client for DaxNodes and
@@ -146,8 +147,8 @@ func (v *clusterView) Topology(ctx context.Context, digest string) ([]map[string
 	out := make([]map[string]string, 0, len(segs))
 	for _, s := range segs {
 		s = maps.Clone(s)
-		if k, ok := key[[2]string{s[controller.TopologyNodeKey], s[controller.TopologyPoolKey]}]; ok {
-			s[controller.TopologyPoolKey] = k
+		if k, ok := key[[2]string{s[topology.NodeKey], s[topology.PoolKey]}]; ok {
+			s[topology.PoolKey] = k
 		}
 		out = append(out, s)
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/daxfs-csi/daxfs-csi/pkg/controller"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
+	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 const mib = 1 << 20
@@ -207,13 +208,13 @@ func TestServeControllerClusterMode(t *testing.T) {
 		}
 		return r.GetAvailableCapacity()
 	}
-	node := controller.TopologyNodeKey
+	node := topology.NodeKey
 	for _, c := range []struct {
 		seg    map[string]string
 		params map[string]string
 		want   int64
 	}{
-		{map[string]string{node: "n1", controller.TopologyPoolKey: "cxl:r1"}, nil, 64 * mib},
+		{map[string]string{node: "n1", topology.PoolKey: "cxl:r1"}, nil, 64 * mib},
 		{map[string]string{node: "n2"}, nil, 1 * mib},
 		// The staged copy (rounded to the 2 MiB align) counts as free for its digest.
 		{map[string]string{node: "n2"}, map[string]string{"image": "file://" + staged, "digest": stagedDigest}, 3 * mib},
@@ -240,7 +241,7 @@ func TestServeControllerClusterMode(t *testing.T) {
 	topoOf := func(r *csi.CreateVolumeResponse) []string {
 		var out []string
 		for _, tp := range r.GetVolume().GetAccessibleTopology() {
-			out = append(out, tp.Segments[node]+"/"+tp.Segments[controller.TopologyPoolKey])
+			out = append(out, tp.Segments[node]+"/"+tp.Segments[topology.PoolKey])
 		}
 		return out
 	}

@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
-	"github.com/daxfs-csi/daxfs-csi/pkg/controller"
+	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 // The whole loop with real processes: a node plugin reports its pool, the
@@ -63,14 +63,14 @@ func TestServeClusterLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tp := r.GetVolume().GetAccessibleTopology(); len(tp) != 1 || tp[0].Segments[controller.TopologyNodeKey] != "node-l" {
+	if tp := r.GetVolume().GetAccessibleTopology(); len(tp) != 1 || tp[0].Segments[topology.NodeKey] != "node-l" {
 		t.Errorf("topology %v, want node-l", tp)
 	}
 	var dn daxv1.DaxNode
 	if err := kc.Get(ctx, client.ObjectKey{Name: "node-l"}, &dn); err != nil {
 		t.Fatal(err)
 	}
-	seg := &csi.Topology{Segments: map[string]string{controller.TopologyNodeKey: "node-l"}}
+	seg := &csi.Topology{Segments: map[string]string{topology.NodeKey: "node-l"}}
 	plain, err := ctl.GetCapacity(ctx, &csi.GetCapacityRequest{AccessibleTopology: seg})
 	if err != nil {
 		t.Fatal(err)

@@ -9,12 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
-)
-
-// Topology keys, the same the node plugin reports (pkg/driver).
-const (
-	TopologyNodeKey = "topology.daxfs.csi.io/node"
-	TopologyPoolKey = "topology.daxfs.csi.io/pool"
+	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 // ClusterReader answers the CSI controller service's cluster-mode questions
@@ -47,11 +42,11 @@ func (r *ClusterReader) live(ctx context.Context) ([]*daxv1.DaxNode, error) {
 func segmentMatches(seg map[string]string, n *daxv1.DaxNode, p *daxv1.PoolStatus) bool {
 	for k, v := range seg {
 		switch k {
-		case TopologyNodeKey:
+		case topology.NodeKey:
 			if v != n.Name {
 				return false
 			}
-		case TopologyPoolKey:
+		case topology.PoolKey:
 			if v != p.ID && v != p.SharedPoolID {
 				return false
 			}
@@ -103,7 +98,7 @@ func (r *ClusterReader) Topology(ctx context.Context, digest string) ([]map[stri
 	for _, n := range live {
 		for i := range n.Status.Pools {
 			p := &n.Status.Pools[i]
-			seg := map[string]string{TopologyNodeKey: n.Name, TopologyPoolKey: p.ID}
+			seg := map[string]string{topology.NodeKey: n.Name, topology.PoolKey: p.ID}
 			all = append(all, seg)
 			for _, im := range p.Images {
 				if im.Digest == digest && (im.State == daxv1.StagedReady || im.State == "") {
@@ -118,10 +113,10 @@ func (r *ClusterReader) Topology(ctx context.Context, digest string) ([]map[stri
 		out = all
 	}
 	sort.Slice(out, func(a, b int) bool {
-		if out[a][TopologyNodeKey] != out[b][TopologyNodeKey] {
-			return out[a][TopologyNodeKey] < out[b][TopologyNodeKey]
+		if out[a][topology.NodeKey] != out[b][topology.NodeKey] {
+			return out[a][topology.NodeKey] < out[b][topology.NodeKey]
 		}
-		return out[a][TopologyPoolKey] < out[b][TopologyPoolKey]
+		return out[a][topology.PoolKey] < out[b][topology.PoolKey]
 	})
 	return out, nil
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 // fakeCluster is a fixed DaxNode view: free bytes and staged digests per
@@ -20,13 +22,13 @@ type fakeCluster struct {
 	healthy error
 }
 
-func key(seg map[string]string) string { return seg[TopologyNodeKey] + "/" + seg[TopologyPoolKey] }
+func key(seg map[string]string) string { return seg[topology.NodeKey] + "/" + seg[topology.PoolKey] }
 
 func (f *fakeCluster) segs() []map[string]string {
 	var out []map[string]string
 	for k := range f.free {
 		n, p, _ := strings.Cut(k, "/")
-		out = append(out, map[string]string{TopologyNodeKey: n, TopologyPoolKey: p})
+		out = append(out, map[string]string{topology.NodeKey: n, topology.PoolKey: p})
 	}
 	return out
 }
@@ -87,7 +89,7 @@ func TestClusterModeController(t *testing.T) {
 			req.AccessibilityRequirements = &csi.TopologyRequirement{}
 			for _, n := range requisite {
 				req.AccessibilityRequirements.Requisite = append(req.AccessibilityRequirements.Requisite,
-					&csi.Topology{Segments: map[string]string{TopologyNodeKey: n}})
+					&csi.Topology{Segments: map[string]string{topology.NodeKey: n}})
 			}
 		}
 		return s.ctrl.CreateVolume(bg, req)
@@ -130,7 +132,7 @@ func TestClusterModeController(t *testing.T) {
 		t.Helper()
 		req := &csi.GetCapacityRequest{Parameters: params}
 		if node != "" {
-			req.AccessibleTopology = &csi.Topology{Segments: map[string]string{TopologyNodeKey: node}}
+			req.AccessibleTopology = &csi.Topology{Segments: map[string]string{topology.NodeKey: node}}
 		}
 		c, err := s.ctrl.GetCapacity(bg, req)
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 	"github.com/daxfs-csi/daxfs-csi/pkg/source"
+	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
@@ -112,8 +113,8 @@ func checkCaps(caps []*csi.VolumeCapability) error {
 
 func (s *controllerServer) topology(space PoolSpace) *csi.Topology {
 	return &csi.Topology{Segments: map[string]string{
-		TopologyNodeKey: s.opts.NodeID,
-		TopologyPoolKey: space.ID,
+		topology.NodeKey: s.opts.NodeID,
+		topology.PoolKey: space.ID,
 	}}
 }
 
@@ -182,7 +183,7 @@ func (s *controllerServer) CreateVolume(ctx context.Context, req *csi.CreateVolu
 		}
 		if !ok {
 			return nil, status.Errorf(codes.ResourceExhausted,
-				"requisite topology excludes this node's pool (%s=%s, %s=%s)", TopologyNodeKey, s.opts.NodeID, TopologyPoolKey, space.ID)
+				"requisite topology excludes this node's pool (%s=%s, %s=%s)", topology.NodeKey, s.opts.NodeID, topology.PoolKey, space.ID)
 		}
 	}
 

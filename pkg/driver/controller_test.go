@@ -13,6 +13,7 @@ import (
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/source"
+	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 const imageBytes = 3<<20 + 123 // needs two 2 MiB extents
@@ -64,7 +65,7 @@ func TestCreateVolumeSizesTopologyContext(t *testing.T) {
 		t.Fatalf("volume id %q is not derived from the digest", v.GetVolumeId())
 	}
 	topo := v.GetAccessibleTopology()
-	if len(topo) != 1 || topo[0].Segments[TopologyNodeKey] != "node-a" || topo[0].Segments[TopologyPoolKey] != f.pool.Info().ID {
+	if len(topo) != 1 || topo[0].Segments[topology.NodeKey] != "node-a" || topo[0].Segments[topology.PoolKey] != f.pool.Info().ID {
 		t.Fatalf("topology = %v", topo)
 	}
 
@@ -186,7 +187,7 @@ func TestCreateVolumeRejects(t *testing.T) {
 		Name: "elsewhere", Parameters: ok,
 		VolumeCapabilities: []*csi.VolumeCapability{mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY)},
 		AccessibilityRequirements: &csi.TopologyRequirement{Requisite: []*csi.Topology{
-			{Segments: map[string]string{TopologyNodeKey: "node-b"}},
+			{Segments: map[string]string{topology.NodeKey: "node-b"}},
 		}},
 	})
 	wantCode(t, err, codes.ResourceExhausted)
@@ -194,8 +195,8 @@ func TestCreateVolumeRejects(t *testing.T) {
 		Name: "here", Parameters: ok,
 		VolumeCapabilities: []*csi.VolumeCapability{mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY)},
 		AccessibilityRequirements: &csi.TopologyRequirement{Requisite: []*csi.Topology{
-			{Segments: map[string]string{TopologyNodeKey: "node-b"}},
-			{Segments: map[string]string{TopologyNodeKey: "node-a"}},
+			{Segments: map[string]string{topology.NodeKey: "node-b"}},
+			{Segments: map[string]string{topology.NodeKey: "node-a"}},
 		}},
 	})
 	if err != nil {
@@ -371,11 +372,11 @@ func TestGetCapacity(t *testing.T) {
 	}
 
 	// Other topology, or capabilities we cannot serve: nothing here.
-	if got := capacity(&csi.GetCapacityRequest{AccessibleTopology: &csi.Topology{Segments: map[string]string{TopologyNodeKey: "node-b"}}}); got != 0 {
+	if got := capacity(&csi.GetCapacityRequest{AccessibleTopology: &csi.Topology{Segments: map[string]string{topology.NodeKey: "node-b"}}}); got != 0 {
 		t.Fatalf("capacity for another node = %d", got)
 	}
 	if got := capacity(&csi.GetCapacityRequest{AccessibleTopology: &csi.Topology{Segments: map[string]string{
-		TopologyNodeKey: "node-a", TopologyPoolKey: f.pool.Info().ID}}}); got != free2 {
+		topology.NodeKey: "node-a", topology.PoolKey: f.pool.Info().ID}}}); got != free2 {
 		t.Fatalf("capacity for this node's segment = %d, want %d", got, free2)
 	}
 	if got := capacity(&csi.GetCapacityRequest{VolumeCapabilities: []*csi.VolumeCapability{mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)}}); got != 0 {

@@ -41,12 +41,6 @@ func (m Mode) controller() bool { return m == ModeController || m == ModeAll }
 func (m Mode) Controller() bool { return m.controller() }
 func (m Mode) node() bool       { return m == ModeNode || m == ModeAll }
 
-// Topology keys the controller puts on volumes and the node reports.
-const (
-	TopologyNodeKey = "topology.daxfs.csi.io/node"
-	TopologyPoolKey = "topology.daxfs.csi.io/pool"
-)
-
 // PoolSpace is the device pool as the controller and metrics see it.
 type PoolSpace struct {
 	ID    string // stable pool identity (topology value)

@@ -11,23 +11,17 @@ import (
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
-)
-
-// Topology keys: pods land on a node, and images are shared by the nodes
-// of one (CXL) memory pool.
-const (
-	TopologyNode = "topology.daxfs.csi.io/node"
-	TopologyPool = "topology.daxfs.csi.io/pool"
+	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 // NodeGetInfo reports the node id, its topology and the volume limit.
 func (s *NodeServer) NodeGetInfo(ctx context.Context, req *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
-	seg := map[string]string{TopologyNode: s.opts.NodeID}
+	seg := map[string]string{topology.NodeKey: s.opts.NodeID}
 	info := s.pool.Info()
 	if id := info.SharedID; id != "" {
-		seg[TopologyPool] = id
+		seg[topology.PoolKey] = id
 	} else if info.ID != "" {
-		seg[TopologyPool] = info.ID
+		seg[topology.PoolKey] = info.ID
 	}
 	return &csi.NodeGetInfoResponse{
 		NodeId:             s.opts.NodeID,

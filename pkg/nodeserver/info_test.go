@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 func TestNodeInfoAndCapabilities(t *testing.T) {
@@ -23,8 +25,8 @@ func TestNodeInfoAndCapabilities(t *testing.T) {
 	info, err := e.ns.NodeGetInfo(context.Background(), &csi.NodeGetInfoRequest{})
 	must(t, err)
 	seg := info.GetAccessibleTopology().GetSegments()
-	if info.NodeId != "node-1" || info.MaxVolumesPerNode != 42 || seg[TopologyNode] != "node-1" ||
-		seg[TopologyPool] == "" || seg[TopologyPool] != e.pool.Info().SharedID {
+	if info.NodeId != "node-1" || info.MaxVolumesPerNode != 42 || seg[topology.NodeKey] != "node-1" ||
+		seg[topology.PoolKey] == "" || seg[topology.PoolKey] != e.pool.Info().SharedID {
 		t.Errorf("NodeGetInfo = %v", info)
 	}
 	caps, err := e.ns.NodeGetCapabilities(context.Background(), &csi.NodeGetCapabilitiesRequest{})

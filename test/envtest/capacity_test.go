@@ -7,6 +7,7 @@ import (
 
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
 	"github.com/daxfs-csi/daxfs-csi/pkg/controller"
+	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 // ClusterReader answers GetCapacity and AccessibleTopology from DaxNodes:
@@ -32,12 +33,12 @@ func TestClusterReaderCapacityAndTopology(t *testing.T) {
 		digest string
 		want   int64
 	}{
-		{map[string]string{controller.TopologyNodeKey: "r1"}, "", 300 * mib},
-		{map[string]string{controller.TopologyNodeKey: "r1"}, digestOf(7), 300*mib + 52*mib}, // size rounded to 2 MiB
-		{map[string]string{controller.TopologyNodeKey: "r1", controller.TopologyPoolKey: "pa"}, "", 100 * mib},
-		{map[string]string{controller.TopologyPoolKey: "cxl0"}, "", 200 * mib}, // shared identity
-		{map[string]string{}, "", 300 * mib},                                   // the dead node's 4000 MiB do not count
-		{map[string]string{controller.TopologyNodeKey: "r3"}, "", 0},
+		{map[string]string{topology.NodeKey: "r1"}, "", 300 * mib},
+		{map[string]string{topology.NodeKey: "r1"}, digestOf(7), 300*mib + 52*mib}, // size rounded to 2 MiB
+		{map[string]string{topology.NodeKey: "r1", topology.PoolKey: "pa"}, "", 100 * mib},
+		{map[string]string{topology.PoolKey: "cxl0"}, "", 200 * mib}, // shared identity
+		{map[string]string{}, "", 300 * mib},                         // the dead node's 4000 MiB do not count
+		{map[string]string{topology.NodeKey: "r3"}, "", 0},
 		{map[string]string{"topology.kubernetes.io/zone": "a"}, "", 0}, // a key we do not serve
 	}
 	for _, c := range capCases {
@@ -51,7 +52,7 @@ func TestClusterReaderCapacityAndTopology(t *testing.T) {
 	}
 
 	seg := func(node, pool string) map[string]string {
-		return map[string]string{controller.TopologyNodeKey: node, controller.TopologyPoolKey: pool}
+		return map[string]string{topology.NodeKey: node, topology.PoolKey: pool}
 	}
 	topo, err := r.Topology(ctx, digestOf(7))
 	if err != nil {

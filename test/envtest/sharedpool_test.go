@@ -11,6 +11,7 @@ import (
 	"github.com/daxfs-csi/daxfs-csi/pkg/controller"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeagent"
+	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 func openPool(t *testing.T, path string, size int64, init bool) *daxdev.Pool {
@@ -104,8 +105,8 @@ func TestSharedPoolCapacityCountsOneCopyAndIsPreferred(t *testing.T) {
 	}{
 		// 100 free + the copy once (150), not twice (200), beats a local 120.
 		{map[string]string{}, 150 * mib},
-		{map[string]string{controller.TopologyPoolKey: "pool-uuid-1"}, 150 * mib},
-		{map[string]string{controller.TopologyNodeKey: "share-b"}, 150 * mib},
+		{map[string]string{topology.PoolKey: "pool-uuid-1"}, 150 * mib},
+		{map[string]string{topology.NodeKey: "share-b"}, 150 * mib},
 	} {
 		got, err := r.Capacity(ctx, c.seg, copyOf.Digest)
 		if err != nil {
@@ -121,7 +122,7 @@ func TestSharedPoolCapacityCountsOneCopyAndIsPreferred(t *testing.T) {
 	}
 	var got []string
 	for _, s := range topo {
-		got = append(got, s[controller.TopologyNodeKey]+"/"+s[controller.TopologyPoolKey])
+		got = append(got, s[topology.NodeKey]+"/"+s[topology.PoolKey])
 	}
 	if fmt.Sprint(got) != "[share-a/pool-uuid-1 share-b/pool-uuid-1]" {
 		t.Errorf("Topology = %v, want the shared pool from both nodes, no local pool", got)
