@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	"k8s.io/klog/v2"
 
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 	"github.com/daxfs-csi/daxfs-csi/pkg/source"
 	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
@@ -190,7 +191,7 @@ func (s *controllerServer) CreateVolume(ctx context.Context, req *csi.CreateVolu
 	// oci:// pulls read the volume's pullSecret reference from ctx.
 	res, err := s.opts.Resolve(source.WithPullSecret(ctx, a.PullSecret), a.Image, a.Digest)
 	if err != nil {
-		return nil, status.Errorf(volume.Code(err), "resolve image %s: %v", a.Image, err)
+		return nil, status.Errorf(grpccode.Of(err), "resolve image %s: %v", a.Image, err)
 	}
 	if err := checkImageFile(a.Image, res.Size); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "image %s: %v", a.Image, err)

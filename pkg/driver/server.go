@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 	"github.com/daxfs-csi/daxfs-csi/pkg/metrics"
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
 // Driver is one daxfs-csi gRPC server on a unix socket.
@@ -226,7 +226,7 @@ func (d *Driver) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 			klog.ErrorS(nil, "Panic in CSI call", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 			resp, err = nil, status.Errorf(codes.Internal, "internal error: %v", r)
 		}
-		err = volume.Status(err)
+		err = grpccode.ToStatus(err)
 		code := status.Code(err)
 		d.opts.Metrics.ObserveOperation(info.FullMethod, code.String())
 		kv := []any{"method", info.FullMethod, "code", code, "duration", time.Since(start)}

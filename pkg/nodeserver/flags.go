@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 )
 
 // mountFlagBits are the mount_flags (a PV's mountOptions) a target can
@@ -70,6 +70,6 @@ func (s *NodeServer) imageTooLarge(uri string, size int64) error {
 	if size >= 0 {
 		what = fmt.Sprintf("has %d bytes, more than", size)
 	}
-	return volume.WithCode(codes.ResourceExhausted,
+	return grpccode.With(codes.ResourceExhausted,
 		fmt.Errorf("image %s %s the %d bytes this node stages at most (--max-image-size)", uri, what, s.opts.MaxImageSize))
 }

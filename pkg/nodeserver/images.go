@@ -15,6 +15,7 @@ import (
 
 	"github.com/daxfs-csi/daxfs-csi/internal/proc"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
 	"github.com/daxfs-csi/daxfs-csi/pkg/source"
@@ -76,7 +77,7 @@ func (s *NodeServer) resolve(ctx context.Context, a volume.Attributes) (resolved
 		s.digests.put(key, r.Digest)
 	}
 	if r.Size <= 0 {
-		return resolved{}, volume.WithCode(codes.InvalidArgument, fmt.Errorf("image %s is empty", a.Image))
+		return resolved{}, grpccode.With(codes.InvalidArgument, fmt.Errorf("image %s is empty", a.Image))
 	}
 	mode, strict := s.effectiveMode(a.Mount)
 	return resolved{URI: a.Image, Digest: r.Digest, Size: r.Size, Mode: mode, Strict: strict, NeedExec: a.NeedsExec(), PullSecret: a.PullSecretRef()}, nil
@@ -91,7 +92,7 @@ func (s *NodeServer) ensureImage(ctx context.Context, r resolved) (*state.Image,
 	s.mu.Unlock()
 	if im != nil && im.Backend != "" {
 		if r.Strict && string(r.Mode) != im.Backend {
-			return nil, volume.WithCode(codes.FailedPrecondition,
+			return nil, grpccode.With(codes.FailedPrecondition,
 				fmt.Errorf("image %s is already mounted with %s on this node; mount=%s cannot be honoured", r.Digest, im.Backend, r.Mode))
 		}
 		err := s.imageHealthy(im)
@@ -170,7 +171,7 @@ func (s *NodeServer) stageWithEviction(ctx context.Context, r resolved) (daxdev.
 				continue
 			}
 			st := s.pool.Status()
-			return e, volume.WithCode(codes.ResourceExhausted,
+			return e, grpccode.With(codes.ResourceExhausted,
 				fmt.Errorf("stage %s (%d bytes): %w (pool has %d of %d bytes free)", r.Digest, r.Size, err, st.Free, st.DataSize))
 		}
 		return e, poolError(fmt.Errorf("stage %s: %w", r.Digest, err))
@@ -179,16 +180,16 @@ func (s *NodeServer) stageWithEviction(ctx context.Context, r resolved) (daxdev.
 
 // poolError gives pool failures their gRPC code.
 func poolError(err error) error {
-	var c volume.Coded
+	var c grpccode.Coded
 	switch {
 	case errors.As(err, &c):
 		return err // a fill error keeps its own code
 	case errors.Is(err, daxdev.ErrTableFull), errors.Is(err, daxdev.ErrTooManyOwners):
-		return volume.WithCode(codes.ResourceExhausted, err)
+		return grpccode.With(codes.ResourceExhausted, err)
 	case errors.Is(err, daxdev.ErrLengthMismatch), errors.Is(err, daxdev.ErrBadArgument):
-		return volume.WithCode(codes.InvalidArgument, err)
+		return grpccode.With(codes.InvalidArgument, err)
 	case errors.Is(err, daxdev.ErrClosed), errors.Is(err, daxdev.ErrReclaimed), errors.Is(err, daxdev.ErrBusy):
-		return volume.WithCode(codes.Unavailable, err)
+		return grpccode.With(codes.Unavailable, err)
 	}
 	return err
 }
@@ -211,7 +212,7 @@ func (s *NodeServer) fill(ctx context.Context, r resolved) func(dst []byte) erro
 		}
 		v, err := source.NewVerifier(ctx, rc, r.Digest)
 		if err != nil {
-			return volume.WithCode(codes.InvalidArgument, err)
+			return grpccode.With(codes.InvalidArgument, err)
 		}
 		if _, err := io.ReadFull(v, dst); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -231,7 +232,7 @@ func (s *NodeServer) fill(ctx context.Context, r resolved) func(dst []byte) erro
 			err = im.Validate()
 		}
 		if err != nil {
-			return volume.WithCode(codes.InvalidArgument,
+			return grpccode.With(codes.InvalidArgument,
 				fmt.Errorf("image %s (%s) is not a valid daxfs image: %w", r.URI, r.Digest, err))
 		}
 		return nil
@@ -273,7 +274,7 @@ func (s *NodeServer) mountImage(ctx context.Context, im *state.Image, mode volum
 		// fuse-serve reopens the pool by spec; a dma-heap spec allocates a
 		// new, empty buffer instead of finding this one. The kernel needs a
 		// dma-buf per extent, which no pool exports yet (docs/kernel-mount.md).
-		return volume.WithCode(codes.FailedPrecondition, fmt.Errorf(
+		return grpccode.With(codes.FailedPrecondition, fmt.Errorf(
 			"mount image %s: the FUSE fallback cannot serve a dma-heap pool (another process cannot reopen the buffer), and the kernel cannot: %s",
 			im.Digest, choice.Message))
 	}

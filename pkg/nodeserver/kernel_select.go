@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
@@ -73,7 +74,7 @@ func selectBackend(mode volume.MountMode, needExec bool, k kernelView, r region)
 		if unfit.Reason == reasonProbeFailed {
 			code = codes.Unavailable
 		}
-		return backendChoice{}, volume.WithCode(code, fmt.Errorf("mount=kernel: %s; %s", unfit.Message, hint))
+		return backendChoice{}, grpccode.With(code, fmt.Errorf("mount=kernel: %s; %s", unfit.Message, hint))
 	}
 	return *unfit, nil
 }
@@ -137,7 +138,7 @@ func (s *NodeServer) execUnserved(ctx context.Context, im *state.Image, r resolv
 	if err != nil || p.PrivateWriteMap {
 		return nil
 	}
-	return volume.WithCode(codes.FailedPrecondition, fmt.Errorf(
+	return grpccode.With(codes.FailedPrecondition, fmt.Errorf(
 		`image %s is mounted by the kernel for data volumes (exec=false) on this node, and the %s: set exec: "false" if this volume holds only data, or use it once the data volumes are gone`,
 		r.Digest, msgNoPrivateMap))
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
@@ -124,9 +125,9 @@ func TestSelectBackend(t *testing.T) {
 		{volume.MountKernel, false, failed, phys, "", "", codes.Unavailable},
 	} {
 		got, err := selectBackend(c.mode, c.exec, c.k, c.r)
-		if got.Backend != c.want || got.Reason != c.reason || volume.Code(err) != c.code {
+		if got.Backend != c.want || got.Reason != c.reason || grpccode.Of(err) != c.code {
 			t.Errorf("selectBackend(%s, exec=%v, %+v, %+v) = %+v, %v (%v); want %q %q, %v",
-				c.mode, c.exec, c.k, c.r, got, err, volume.Code(err), c.want, c.reason, c.code)
+				c.mode, c.exec, c.k, c.r, got, err, grpccode.Of(err), c.want, c.reason, c.code)
 		}
 	}
 	_, err := selectBackend(volume.MountKernel, true, upstream, phys)

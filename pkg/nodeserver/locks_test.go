@@ -9,7 +9,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 )
 
 func TestKeyedMutex(t *testing.T) {
@@ -52,8 +52,8 @@ func TestLockCtxGivesUp(t *testing.T) {
 	unlock := k.Lock("v")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := k.LockCtx(ctx, "v"); volume.Code(err) != codes.DeadlineExceeded {
-		t.Fatalf("LockCtx on a held key: %v (%v), want DeadlineExceeded", err, volume.Code(err))
+	if _, err := k.LockCtx(ctx, "v"); grpccode.Of(err) != codes.DeadlineExceeded {
+		t.Fatalf("LockCtx on a held key: %v (%v), want DeadlineExceeded", err, grpccode.Of(err))
 	}
 	unlock()
 	u2, err := k.LockCtx(context.Background(), "v")

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 )
 
 // Staging and target paths are recorded and matched against mountinfo as
@@ -51,7 +51,7 @@ func makeDir(name, p string) error {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
 	if err := checkNoSymlinks(name, p); err != nil {
-		return volume.WithCode(status.Code(err), errors.New(status.Convert(err).Message()))
+		return grpccode.With(status.Code(err), errors.New(status.Convert(err).Message()))
 	}
 	return nil
 }

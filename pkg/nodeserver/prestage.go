@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeagent"
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
@@ -29,7 +30,7 @@ func (s *NodeServer) prestageOwner() string { return ownerName(prestagePrefix + 
 
 func (s *NodeServer) checkPoolID(poolID string) error {
 	if id := s.pool.Info().ID; poolID != id {
-		return volume.WithCode(codes.NotFound, fmt.Errorf("pool %q is not on this node (it has %q)", poolID, id))
+		return grpccode.With(codes.NotFound, fmt.Errorf("pool %q is not on this node (it has %q)", poolID, id))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeagent"
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
@@ -81,7 +82,7 @@ func TestPrestageRefusals(t *testing.T) {
 // wantPlainCode checks the code volume.Code gives a (non-gRPC) error.
 func wantPlainCode(t *testing.T, what string, err error, code codes.Code) {
 	t.Helper()
-	if got := volume.Code(err); got != code {
+	if got := grpccode.Of(err); got != code {
 		t.Errorf("%s: got %v (%v), want %v", what, got, err, code)
 	}
 }

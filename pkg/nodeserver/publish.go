@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
@@ -27,7 +28,7 @@ func (s *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublish
 	}
 	unlock, err := s.lockVolumePath(ctx, id, target)
 	if err != nil {
-		return nil, volume.Status(err)
+		return nil, grpccode.ToStatus(err)
 	}
 	defer unlock()
 	if a.Ephemeral {
@@ -60,7 +61,7 @@ func (s *NodeServer) publishStaged(ctx context.Context, req *csi.NodePublishVolu
 			return nil, status.Errorf(codes.AlreadyExists, "volume %s is already published at %s with writable=%v flags=%q", id, target, t.Writable, t.Flags)
 		}
 		if err := s.ensureTargetMount(ctx, rec, target); err != nil {
-			return nil, volume.Status(err)
+			return nil, grpccode.ToStatus(err)
 		}
 		return &csi.NodePublishVolumeResponse{}, nil
 	}
@@ -69,7 +70,7 @@ func (s *NodeServer) publishStaged(ctx context.Context, req *csi.NodePublishVolu
 	}
 	// The target binds the staging mount: make sure that one serves.
 	if err := s.repairVolume(ctx, rec); err != nil {
-		return nil, volume.Status(err)
+		return nil, grpccode.ToStatus(err)
 	}
 	s.mu.Lock()
 	rec = s.volumes[state.VolumeKey(id, "")]
@@ -79,7 +80,7 @@ func (s *NodeServer) publishStaged(ctx context.Context, req *csi.NodePublishVolu
 	next := cloneVolume(rec)
 	next.Targets[target] = want
 	if err := s.store.SaveVolume(next); err != nil {
-		return nil, volume.Status(err)
+		return nil, grpccode.ToStatus(err)
 	}
 	s.setVolume(next)
 	if err := s.mountTarget(next, target); err != nil {
@@ -89,7 +90,7 @@ func (s *NodeServer) publishStaged(ctx context.Context, req *csi.NodePublishVolu
 			klog.ErrorS(serr, "Forget failed publish", "volume", id, "target", target)
 		}
 		s.setVolume(back)
-		return nil, volume.Status(err)
+		return nil, grpccode.ToStatus(err)
 	}
 	klog.InfoS("Volume published", "volume", id, "target", target, "writable", want.Writable)
 	return &csi.NodePublishVolumeResponse{}, nil
@@ -111,7 +112,7 @@ func (s *NodeServer) publishEphemeral(ctx context.Context, req *csi.NodePublishV
 			return nil, status.Errorf(codes.AlreadyExists, "inline volume %s is already published at %s with %v", id, target, rec.Context)
 		}
 		if err := s.ensureTargetMount(ctx, rec, target); err != nil {
-			return nil, volume.Status(err)
+			return nil, grpccode.ToStatus(err)
 		}
 		return &csi.NodePublishVolumeResponse{}, nil
 	}
@@ -120,18 +121,18 @@ func (s *NodeServer) publishEphemeral(ctx context.Context, req *csi.NodePublishV
 	}
 	r, err := s.resolve(ctx, a)
 	if err != nil {
-		return nil, volume.Status(err)
+		return nil, grpccode.ToStatus(err)
 	}
 	rec = &state.Volume{VolumeID: id, Digest: r.Digest, Ephemeral: true, Context: recordedContext(a),
 		Targets: map[string]state.Target{target: want}}
 	if err := s.addVolume(ctx, r, rec); err != nil {
-		return nil, volume.Status(err)
+		return nil, grpccode.ToStatus(err)
 	}
 	if err := s.mountTarget(rec, target); err != nil {
 		if rerr := s.removeVolume(rec); rerr != nil {
 			klog.ErrorS(rerr, "Roll back failed inline publish", "volume", id)
 		}
-		return nil, volume.Status(err)
+		return nil, grpccode.ToStatus(err)
 	}
 	klog.InfoS("Inline volume published", "volume", id, "target", target, "digest", r.Digest, "writable", want.Writable)
 	return &csi.NodePublishVolumeResponse{}, nil
@@ -150,7 +151,7 @@ func (s *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpub
 	}
 	unlock, err := s.lockVolumePath(ctx, id, target)
 	if err != nil {
-		return nil, volume.Status(err)
+		return nil, grpccode.ToStatus(err)
 	}
 	defer unlock()
 
@@ -163,7 +164,7 @@ func (s *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpub
 			return nil, status.Errorf(codes.Internal, "unpublish %s: %v", id, err)
 		}
 		if err := s.removeVolume(eph); err != nil {
-			return nil, volume.Status(err)
+			return nil, grpccode.ToStatus(err)
 		}
 	case pv != nil && hasTarget(pv, target):
 		if err := cleanupTarget(target); err != nil {
@@ -175,7 +176,7 @@ func (s *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpub
 		next := cloneVolume(pv)
 		delete(next.Targets, target)
 		if err := s.store.SaveVolume(next); err != nil {
-			return nil, volume.Status(err)
+			return nil, grpccode.ToStatus(err)
 		}
 		s.setVolume(next)
 	default:

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
@@ -30,7 +31,7 @@ func (s *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolu
 	}
 	unlock, err := s.lockVolumePath(ctx, id, staging)
 	if err != nil {
-		return nil, volume.Status(err)
+		return nil, grpccode.ToStatus(err)
 	}
 	defer unlock()
 
@@ -45,7 +46,7 @@ func (s *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolu
 		}
 		// Idempotent retry: make sure the staging mount is (still) there.
 		if err := s.repairVolume(ctx, rec); err != nil {
-			return nil, volume.Status(err)
+			return nil, grpccode.ToStatus(err)
 		}
 		return &csi.NodeStageVolumeResponse{}, nil
 	}
@@ -55,15 +56,15 @@ func (s *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolu
 	}
 	r, err := s.resolve(ctx, a)
 	if err != nil {
-		return nil, volume.Status(err)
+		return nil, grpccode.ToStatus(err)
 	}
 	rec = &state.Volume{VolumeID: id, Digest: r.Digest, StagingPath: staging, Context: recordedContext(a)}
 	if err := s.addVolume(ctx, r, rec); err != nil {
-		return nil, volume.Status(err)
+		return nil, grpccode.ToStatus(err)
 	}
 	if err := s.mountStaging(rec); err != nil {
 		s.removeVolume(rec)
-		return nil, volume.Status(err)
+		return nil, grpccode.ToStatus(err)
 	}
 	klog.InfoS("Volume staged", "volume", id, "digest", r.Digest, "stagingPath", staging)
 	return &csi.NodeStageVolumeResponse{}, nil
@@ -80,7 +81,7 @@ func (s *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstage
 	}
 	unlock, err := s.lockVolumePath(ctx, id, staging)
 	if err != nil {
-		return nil, volume.Status(err)
+		return nil, grpccode.ToStatus(err)
 	}
 	defer unlock()
 
@@ -113,7 +114,7 @@ func (s *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstage
 		return nil, status.Errorf(codes.Internal, "unstage %s: %v", id, err)
 	}
 	if err := s.removeVolume(rec); err != nil {
-		return nil, volume.Status(err)
+		return nil, grpccode.ToStatus(err)
 	}
 	klog.InfoS("Volume unstaged", "volume", id, "digest", rec.Digest)
 	return &csi.NodeUnstageVolumeResponse{}, nil

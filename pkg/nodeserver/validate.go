@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
@@ -98,7 +99,7 @@ func checkMountRequest(id, pathName, path string, c *csi.VolumeCapability, volCt
 	}
 	a, err := volume.Parse(volCtx)
 	if err != nil {
-		return volume.Attributes{}, volume.Status(err)
+		return volume.Attributes{}, grpccode.ToStatus(err)
 	}
 	return a, nil
 }

@@ -7,11 +7,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 )
 
 // ErrSourceNotAllowed is returned for an image source outside the allow-list:
 // whoever can create a pod controls inline attributes, so the node decides.
-var ErrSourceNotAllowed = errors.New("image source not allowed")
+// It carries PermissionDenied (grpccode.Coded).
+var ErrSourceNotAllowed = grpccode.With(codes.PermissionDenied, errors.New("image source not allowed"))
 
 // AllowList holds the --allow-source prefixes. An empty list allows nothing.
 type AllowList []string

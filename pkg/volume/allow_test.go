@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 )
 
 // A file:// source is checked where its symlinks lead, and a refusal says
@@ -49,7 +51,7 @@ func TestAllowListResolvesSymlinks(t *testing.T) {
 	for _, bad := range []string{"linkout", "linkpw", "dangling", "rel", "sub/o.daxfs", "sub/missing.daxfs", "loop"} {
 		src := "file://" + filepath.Join(images, bad)
 		err := l.Check(src)
-		if !errors.Is(err, ErrSourceNotAllowed) || Code(err) != codes.PermissionDenied {
+		if !errors.Is(err, ErrSourceNotAllowed) || grpccode.Of(err) != codes.PermissionDenied {
 			t.Errorf("Check(%s) = %v, want PermissionDenied", bad, err)
 			continue
 		}
@@ -70,7 +72,7 @@ func TestAllowListResolvesSymlinks(t *testing.T) {
 		t.Errorf("CheckFile(inside) = %v", err)
 	}
 	for _, bad := range []string{"/etc/passwd", images, filepath.Join(root, "imagesX", "a"), "", "relative/a"} {
-		if err := l.CheckFile(bad); Code(err) != codes.PermissionDenied {
+		if err := l.CheckFile(bad); grpccode.Of(err) != codes.PermissionDenied {
 			t.Errorf("CheckFile(%q) = %v, want PermissionDenied", bad, err)
 		}
 	}

@@ -3,6 +3,8 @@ package volume
 import (
 	"strings"
 	"testing"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 )
 
 // exec defaults to "true"; "false" marks a data volume, kept in the
@@ -34,7 +36,7 @@ func TestParseExec(t *testing.T) {
 	}
 	for _, bad := range []string{"no", "False", "0", "yes"} {
 		_, err := Parse(map[string]string{"image": "file:///a", AttrExec: bad})
-		if err == nil || Code(err).String() != "InvalidArgument" || !strings.Contains(err.Error(), "exec") {
+		if err == nil || grpccode.Of(err).String() != "InvalidArgument" || !strings.Contains(err.Error(), "exec") {
 			t.Errorf("exec=%q: %v, want InvalidArgument naming exec", bad, err)
 		}
 	}

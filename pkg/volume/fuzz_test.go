@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 )
 
 // FuzzAttributes feeds arbitrary attribute maps to Parse. Nothing may
@@ -51,8 +53,8 @@ func FuzzAttributes(f *testing.F) {
 		a, err := Parse(attrs)
 		if err != nil {
 			var ae *AttrError
-			if !errors.As(err, &ae) || Code(err) != codes.InvalidArgument || len(ae.Problems) == 0 {
-				t.Fatalf("Parse(%q) refused with %v (code %v), want an *AttrError with InvalidArgument", attrs, err, Code(err))
+			if !errors.As(err, &ae) || grpccode.Of(err) != codes.InvalidArgument || len(ae.Problems) == 0 {
+				t.Fatalf("Parse(%q) refused with %v (code %v), want an *AttrError with InvalidArgument", attrs, err, grpccode.Of(err))
 			}
 			return
 		}

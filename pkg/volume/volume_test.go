@@ -2,14 +2,12 @@ package volume
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/source"
+	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 )
 
 const dgst = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -65,8 +63,8 @@ func TestParse(t *testing.T) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
 			}
-			if Code(err) != codes.InvalidArgument {
-				t.Errorf("Code = %v, want InvalidArgument", Code(err))
+			if grpccode.Of(err) != codes.InvalidArgument {
+				t.Errorf("Code = %v, want InvalidArgument", grpccode.Of(err))
 			}
 		})
 	}
@@ -92,7 +90,7 @@ func TestAllowList(t *testing.T) {
 	}
 	for _, bad := range []string{"file:///var/lib/daxfs/imagesX/a", "https://images.corp.evil/x", "https://images.corpx", "file:///etc/shadow"} {
 		err := l.Check(bad)
-		if !errors.Is(err, ErrSourceNotAllowed) || Code(err) != codes.PermissionDenied {
+		if !errors.Is(err, ErrSourceNotAllowed) || grpccode.Of(err) != codes.PermissionDenied {
 			t.Errorf("Check(%q) = %v, want PermissionDenied", bad, err)
 		}
 	}
@@ -116,31 +114,5 @@ func TestVolumeID(t *testing.T) {
 		if other == id {
 			t.Errorf("different inputs gave the same id %q", id)
 		}
-	}
-}
-
-func TestCode(t *testing.T) {
-	sentinel := errors.New("pool full")
-	RegisterCode(sentinel, codes.ResourceExhausted)
-	tests := []struct {
-		err  error
-		want codes.Code
-	}{
-		{nil, codes.OK},
-		{fmt.Errorf("stage: %w", source.ErrDigestMismatch), codes.InvalidArgument},
-		{fmt.Errorf("stage: %w", source.ErrFetch), codes.Unavailable},
-		{fmt.Errorf("stage: %w", sentinel), codes.ResourceExhausted},
-		{WithCode(codes.FailedPrecondition, errors.New("no kernel module")), codes.FailedPrecondition},
-		{fmt.Errorf("wrapped: %w", WithCode(codes.Aborted, errors.New("x"))), codes.Aborted},
-		{status.Error(codes.NotFound, "gone"), codes.NotFound},
-		{errors.New("surprise"), codes.Internal},
-	}
-	for _, tt := range tests {
-		if got := Code(tt.err); got != tt.want {
-			t.Errorf("Code(%v) = %v, want %v", tt.err, got, tt.want)
-		}
-	}
-	if s, _ := status.FromError(Status(fmt.Errorf("x: %w", sentinel))); s.Code() != codes.ResourceExhausted || !strings.Contains(s.Message(), "pool full") {
-		t.Errorf("Status = %v", s)
 	}
 }
