@@ -41,7 +41,7 @@ func TestOwnerSlotsAndLeases(t *testing.T) {
 		t.Fatal("lease expiry not recorded")
 	}
 	time.Sleep(80 * time.Millisecond)
-	if _, err := q.reclaimLocked0(); err != nil {
+	if _, err := q.reclaimPass(); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := q.Lookup(dc); ok {
@@ -52,8 +52,8 @@ func TestOwnerSlotsAndLeases(t *testing.T) {
 	}
 }
 
-// reclaimLocked0 runs a reclaim pass as OpenPool does.
-func (p *Pool) reclaimLocked0() (int, error) {
+// reclaimPass runs a reclaim pass as OpenPool does.
+func (p *Pool) reclaimPass() (int, error) {
 	unlock, err := p.lockTable()
 	if err != nil {
 		return 0, err

@@ -95,9 +95,16 @@ type NodeServer struct {
 
 	digests digestCache // file:// sources without a digest attribute
 
+	// Lock order: volLocks → pathLocks → imgLocks → mu. Take a later lock
+	// only while holding earlier ones, never the other way; the two places
+	// that go against it only TryLock and skip what is busy (repairOthers
+	// takes volLocks under an imgLock; evictOne takes another digest's
+	// imgLock under one). mu guards images and volumes and is held for map
+	// work only, never across I/O or another lock. A name ending in Locked
+	// means the caller holds mu.
 	volLocks  *keyedMutex // per volume id
 	pathLocks *keyedMutex // per staging or target path, taken after volLocks
-	imgLocks  *keyedMutex // per digest
+	imgLocks  *keyedMutex // per digest, taken after volLocks and pathLocks
 
 	mu      sync.Mutex
 	images  map[string]*state.Image  // by digest

@@ -137,7 +137,7 @@ func (s *NodeServer) addVolume(ctx context.Context, r resolved, rec *state.Volum
 	rec.ImageGen = im.Generation
 	s.mu.Unlock()
 	if err := s.store.SaveVolume(rec); err != nil {
-		s.forgetImageIfUnusedLocked(r.Digest)
+		s.forgetImageIfUnused(r.Digest)
 		return err
 	}
 	s.mu.Lock()
@@ -159,7 +159,9 @@ func (s *NodeServer) removeVolume(rec *state.Volume) error {
 	return s.releaseImage(rec.Digest)
 }
 
-func (s *NodeServer) forgetImageIfUnusedLocked(digest string) {
+// forgetImageIfUnused drops digest's image if no volume uses it. The caller
+// holds imgLocks for digest; s.mu is taken here.
+func (s *NodeServer) forgetImageIfUnused(digest string) {
 	s.mu.Lock()
 	im := s.images[digest]
 	s.mu.Unlock()
