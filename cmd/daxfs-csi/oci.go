@@ -10,13 +10,14 @@ import (
 	// node stages container images (cache: $DAXFS_CSI_OCI_DIR, default
 	// /var/lib/daxfs-csi/oci).
 	"github.com/daxfs-csi/daxfs-csi/pkg/oci"
+	"github.com/daxfs-csi/daxfs-csi/pkg/ociref"
 )
 
 // addImageSource lets image build stack container images (oci://REF,
 // oci-layout:DIR, docker-archive:FILE.tar) with the node's docker config
 // for credentials. It reports false for other sources.
 var addImageSource = func(b *image.Builder, src string) (bool, error) {
-	if !oci.IsSource(src) {
+	if !ociref.IsSource(src) {
 		return false, nil
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

@@ -8,13 +8,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
+	"github.com/daxfs-csi/daxfs-csi/pkg/ociref"
 )
 
 // AddSource stacks the layers of a container image source (oci://,
 // oci-layout:, docker-archive:) of the node's platform onto b, for offline
 // builds; no cache is involved. kc nil means authn.DefaultKeychain.
 func AddSource(ctx context.Context, b *image.Builder, src string, kc authn.Keychain) error {
-	s, err := ParseSource(src)
+	s, err := ociref.ParseSource(src)
 	if err != nil {
 		return err
 	}
@@ -23,7 +24,7 @@ func AddSource(ctx context.Context, b *image.Builder, src string, kc authn.Keych
 	}
 	po := pullOptions{Keychain: kc, Platform: NodePlatform()}
 	var ref name.Reference
-	if s.Kind == KindRegistry {
+	if s.Kind == ociref.KindRegistry {
 		if ref, err = pinned(ctx, s, po); err != nil {
 			return err
 		}

@@ -21,6 +21,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
+	"github.com/daxfs-csi/daxfs-csi/pkg/ociref"
 	"github.com/daxfs-csi/daxfs-csi/pkg/source"
 )
 
@@ -129,7 +130,7 @@ func (c *Converter) pullOptions(ctx context.Context) (pullOptions, error) {
 // needed. When ctx ends first the conversion goes on in the background;
 // a later call returns its result.
 func (c *Converter) Convert(ctx context.Context, src string) (Entry, error) {
-	s, err := ParseSource(src)
+	s, err := ociref.ParseSource(src)
 	if err != nil {
 		return Entry{}, fmt.Errorf("%w: %v", source.ErrUnsupported, err)
 	}
@@ -180,9 +181,9 @@ func (c *Converter) Convert(ctx context.Context, src string) (Entry, error) {
 // key names the cache entry: the OCI digest the source pins (a tag is
 // resolved once and remembered) plus the platform. Local sources are keyed
 // by their image manifest digest.
-func (c *Converter) key(ctx context.Context, s Source, creds func() (pullOptions, error)) (string, name.Reference, error) {
+func (c *Converter) key(ctx context.Context, s ociref.Source, creds func() (pullOptions, error)) (string, name.Reference, error) {
 	plat := strings.ReplaceAll(platformString(*c.opts.Platform), "/", "-")
-	if s.Kind != KindRegistry {
+	if s.Kind != ociref.KindRegistry {
 		img, err := openImage(ctx, s, nil, pullOptions{Platform: *c.opts.Platform})
 		if err != nil {
 			return "", nil, err
@@ -202,7 +203,7 @@ func (c *Converter) key(ctx context.Context, s Source, creds func() (pullOptions
 
 // pin resolves a tag-only source once per node: the answer is kept in
 // memory and under tags/, so a moving tag never changes a node's volumes.
-func (c *Converter) pin(ctx context.Context, s Source, creds func() (pullOptions, error)) (name.Digest, error) {
+func (c *Converter) pin(ctx context.Context, s ociref.Source, creds func() (pullOptions, error)) (name.Digest, error) {
 	if d, ok := s.Ref.(name.Digest); ok {
 		return d, nil
 	}
@@ -238,8 +239,8 @@ func (c *Converter) pin(ctx context.Context, s Source, creds func() (pullOptions
 // imageDigest names an image: its manifest digest, or for a docker
 // archive its config digest (the image ID), since an archive's manifest
 // digest would mean gzipping every layer just to compute it.
-func imageDigest(img v1.Image, k Kind) (v1.Hash, error) {
-	if k == KindArchive {
+func imageDigest(img v1.Image, k ociref.Kind) (v1.Hash, error) {
+	if k == ociref.KindArchive {
 		return img.ConfigName()
 	}
 	return img.Digest()
@@ -255,7 +256,7 @@ func platformString(p v1.Platform) string {
 
 // run converts under the cross-process lock, unless another process
 // finished it meanwhile.
-func (c *Converter) run(ctx context.Context, s Source, ref name.Reference, key string, po pullOptions, st *stacker) (Entry, error) {
+func (c *Converter) run(ctx context.Context, s ociref.Source, ref name.Reference, key string, po pullOptions, st *stacker) (Entry, error) {
 	start := time.Now()
 	unlock, err := c.lock(ctx, key)
 	if err != nil {
@@ -309,7 +310,7 @@ func (c *Converter) lock(ctx context.Context, key string) (func(), error) {
 
 // convert pulls and builds into a temp file, then renames it and writes
 // the entry; on any error the temp file goes and the cache is unchanged.
-func (c *Converter) convert(ctx context.Context, s Source, ref name.Reference, key string, po pullOptions, st *stacker) (Entry, error) {
+func (c *Converter) convert(ctx context.Context, s ociref.Source, ref name.Reference, key string, po pullOptions, st *stacker) (Entry, error) {
 	img, err := openImage(ctx, s, ref, po)
 	if err != nil {
 		return Entry{}, err
@@ -324,7 +325,7 @@ func (c *Converter) convert(ctx context.Context, s Source, ref name.Reference, k
 	}
 	b := image.NewBuilder(image.BuildOptions{TempDir: c.spool})
 	defer b.Close()
-	st.sized = s.Kind != KindArchive
+	st.sized = s.Kind != ociref.KindArchive
 	if err := st.stack(ctx, b, img); err != nil {
 		return Entry{}, fmt.Errorf("convert %s: %w", source.Redact(s.Raw), err)
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/ociref"
 )
 
 // pullOptions are what a pull needs besides the source.
@@ -33,7 +35,7 @@ func (o pullOptions) remote(ctx context.Context) []remote.Option {
 
 // pinned returns the digest reference of a registry source, asking the
 // registry (HEAD) for a tag-only one.
-func pinned(ctx context.Context, src Source, o pullOptions) (name.Digest, error) {
+func pinned(ctx context.Context, src ociref.Source, o pullOptions) (name.Digest, error) {
 	if d, ok := src.Ref.(name.Digest); ok {
 		return d, nil
 	}
@@ -47,15 +49,15 @@ func pinned(ctx context.Context, src Source, o pullOptions) (name.Digest, error)
 // openImage returns the image of the node's platform for src (a registry
 // source must be pinned first). Nothing is downloaded beyond manifests and
 // the config until layers are read.
-func openImage(ctx context.Context, src Source, ref name.Reference, o pullOptions) (v1.Image, error) {
+func openImage(ctx context.Context, src ociref.Source, ref name.Reference, o pullOptions) (v1.Image, error) {
 	switch src.Kind {
-	case KindRegistry:
+	case ociref.KindRegistry:
 		img, err := remote.Image(ref, o.remote(ctx)...)
 		if err != nil {
 			return nil, fmt.Errorf("pull %s: %w", ref, err)
 		}
 		return img, nil
-	case KindLayout:
+	case ociref.KindLayout:
 		idx, err := layout.ImageIndexFromPath(src.Path)
 		if err != nil {
 			return nil, fmt.Errorf("oci-layout %s: %w", src.Path, err)
@@ -70,7 +72,7 @@ func openImage(ctx context.Context, src Source, ref name.Reference, o pullOption
 			return nil, fmt.Errorf("oci-layout %s: %w", src.Path, err)
 		}
 		return img, nil
-	case KindArchive:
+	case ociref.KindArchive:
 		var tag *name.Tag
 		if src.Tag != "" {
 			t, err := name.NewTag(src.Tag)

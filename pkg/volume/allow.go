@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
+	"github.com/daxfs-csi/daxfs-csi/pkg/ociref"
 )
 
 // ErrSourceNotAllowed is returned for an image source outside the allow-list:
@@ -29,8 +30,8 @@ type AllowList []string
 // resolved in both, so a link in the allowed dir cannot lead outside it.
 // Errors never say anything about where a link leads or what it reaches.
 func (l AllowList) Check(source string) error {
-	if strings.HasPrefix(source, OCIScheme) {
-		ref, err := ParseOCI(source)
+	if strings.HasPrefix(source, ociref.Scheme) {
+		ref, err := ociref.Parse(source)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrSourceNotAllowed, err)
 		}

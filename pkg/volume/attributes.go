@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/ociref"
 )
 
 // Attribute keys accepted in PV volumeAttributes, StorageClass parameters and
@@ -122,7 +124,7 @@ func Parse(attrs map[string]string) (Attributes, error) {
 		problems = append(problems, fmt.Sprintf("%s is required for https sources", AttrDigest))
 	}
 	if a.PullSecret != "" {
-		if !strings.HasPrefix(a.Image, OCIScheme) {
+		if !strings.HasPrefix(a.Image, ociref.Scheme) {
 			problems = append(problems, fmt.Sprintf("%s applies to oci:// images only", AttrPullSecret))
 		} else if err := checkPullSecret(a); err != nil {
 			problems = append(problems, fmt.Sprintf("%s %q: %v", AttrPullSecret, a.PullSecret, err))
@@ -196,8 +198,8 @@ func (a Attributes) NeedsExec() bool { return !a.NoExec }
 
 // checkSource accepts absolute, clean file:// URIs and https URLs with a host.
 func checkSource(src string) error {
-	if strings.HasPrefix(src, OCIScheme) {
-		_, err := ParseOCI(src)
+	if strings.HasPrefix(src, ociref.Scheme) {
+		_, err := ociref.Parse(src)
 		return err
 	}
 	u, err := url.Parse(src)

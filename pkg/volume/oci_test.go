@@ -8,36 +8,6 @@ import (
 
 const ociDgst = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 
-func TestParseOCI(t *testing.T) {
-	good := []struct {
-		src  string
-		want OCIRef
-	}{
-		{"oci://reg.example/team/app@" + ociDgst, OCIRef{"reg.example", "team/app", "", ociDgst}},
-		{"oci://127.0.0.1:5000/app:v1@" + ociDgst, OCIRef{"127.0.0.1:5000", "app", "v1", ociDgst}},
-		{"oci://localhost/a/b:latest", OCIRef{"localhost", "a/b", "latest", ""}},
-		{"oci://docker.io/library/busybox@" + ociDgst, OCIRef{"index.docker.io", "library/busybox", "", ociDgst}},
-	}
-	for _, g := range good {
-		got, err := ParseOCI(g.src)
-		if err != nil || got != g.want {
-			t.Errorf("ParseOCI(%q) = %+v, %v; want %+v", g.src, got, err, g.want)
-		}
-	}
-	for _, bad := range []string{
-		"oci://ubuntu:22.04",               // implicit Docker Hub
-		"oci://reg.example/app",            // neither tag nor digest
-		"oci://reg.example/app@sha256:abc", // short digest
-		"oci://reg.example/App@" + ociDgst, // upper case repository
-		"oci://reg.example",                // no repository
-		"oci://reg.example/app@md5:" + ociDgst[7:],
-	} {
-		if r, err := ParseOCI(bad); err == nil {
-			t.Errorf("ParseOCI(%q) = %+v, want error", bad, r)
-		}
-	}
-}
-
 func TestParseOCIAttributes(t *testing.T) {
 	src := "oci://reg.example/team/app@" + ociDgst
 	a, err := Parse(map[string]string{"image": src, "pullSecret": "regcred"})
