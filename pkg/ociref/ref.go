@@ -18,6 +18,11 @@ const Scheme = "oci://"
 
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
+// IsDigest reports whether s is a content digest in the one form the driver
+// accepts everywhere (image digests of volumes, oci:// pins): sha256:<64
+// lowercase hex>.
+func IsDigest(s string) bool { return digestRE.MatchString(s) }
+
 // Ref is a parsed oci:// source.
 type Ref struct {
 	Registry   string // "registry.example:5000"
@@ -49,7 +54,7 @@ func Parse(src string) (Ref, error) {
 			return Ref{}, fmt.Errorf("%q: %w", src, err)
 		}
 		r.Registry, r.Repository, r.Digest = d.Context().RegistryStr(), d.Context().RepositoryStr(), digest
-		if !digestRE.MatchString(digest) {
+		if !IsDigest(digest) {
 			return Ref{}, fmt.Errorf("%q: digest must be sha256:<64 lowercase hex>", src)
 		}
 	}

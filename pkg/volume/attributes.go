@@ -64,7 +64,6 @@ type Attributes struct {
 }
 
 var (
-	digestRE     = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 	secretNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
 	namespaceRE  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 )
@@ -130,7 +129,7 @@ func Parse(attrs map[string]string) (Attributes, error) {
 			problems = append(problems, fmt.Sprintf("%s %q: %v", AttrPullSecret, a.PullSecret, err))
 		}
 	}
-	if a.Digest != "" && !digestRE.MatchString(a.Digest) {
+	if a.Digest != "" && !ociref.IsDigest(a.Digest) {
 		problems = append(problems, fmt.Sprintf("%s %q: want sha256:<64 lowercase hex>", AttrDigest, a.Digest))
 	}
 	switch a.Mount {
