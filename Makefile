@@ -14,7 +14,7 @@ LDFLAGS   := -X github.com/daxfs-csi/daxfs-csi/internal/buildinfo.version=$(VERS
 
 # The packages whose tests run goroutines and processes against each other
 # run under the race detector (cgo: needs gcc).
-RACE_PKGS  := ./pkg/nodeserver/... ./pkg/daxdev/... ./pkg/oci/... ./pkg/fusehost/... ./pkg/driver/...
+RACE_PKGS  := ./pkg/nodeserver/... ./pkg/daxdev/... ./internal/oci/... ./internal/fusehost/... ./pkg/driver/...
 # Tool versions have one home, hack/versions.sh; hack/tools.sh builds each
 # once. Exported, so `make lint STATICCHECK_VERSION=v0.7.0` reaches it.
 export STATICCHECK_VERSION := $(shell . ./hack/versions.sh && echo $$STATICCHECK_VERSION)
@@ -64,7 +64,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzOpenValidateWalk$$' -fuzztime $(FUZZTIME) ./pkg/image
 	$(GO) test -run '^$$' -fuzz '^FuzzBuildTar$$' -fuzztime $(FUZZTIME) ./pkg/image
 	$(GO) test -run '^$$' -fuzz '^FuzzOpenTable$$' -fuzztime $(FUZZTIME) ./pkg/daxdev
-	$(GO) test -run '^$$' -fuzz '^FuzzAttributes$$' -fuzztime $(FUZZTIME) ./pkg/volume
+	$(GO) test -run '^$$' -fuzz '^FuzzAttributes$$' -fuzztime $(FUZZTIME) ./internal/volume
 
 # The standalone csi-sanity binary against `daxfs-csi serve`.
 sanity: build

@@ -10,7 +10,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/controller"
+	"github.com/daxfs-csi/daxfs-csi/internal/controller"
 )
 
 func init() {

@@ -15,7 +15,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/metrics"
+	"github.com/daxfs-csi/daxfs-csi/internal/metrics"
 )
 
 func readDoc(t *testing.T, name string) string {

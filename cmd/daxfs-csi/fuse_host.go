@@ -10,7 +10,7 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/fusehost"
+	"github.com/daxfs-csi/daxfs-csi/internal/fusehost"
 )
 
 func init() {

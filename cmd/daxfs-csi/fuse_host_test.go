@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/fusehost"
+	"github.com/daxfs-csi/daxfs-csi/internal/fusehost"
 )
 
 // fuse-host launches this binary's fuse-serve, refuses anything else, and

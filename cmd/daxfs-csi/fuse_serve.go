@@ -9,7 +9,7 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/fusefs"
+	"github.com/daxfs-csi/daxfs-csi/internal/fusefs"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 )
 

@@ -17,8 +17,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/fusefs"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
-	"github.com/daxfs-csi/daxfs-csi/pkg/fusefs"
 
 	"github.com/daxfs-csi/daxfs-csi/internal/machine"
 	"github.com/daxfs-csi/daxfs-csi/internal/sharedtest"

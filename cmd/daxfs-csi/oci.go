@@ -6,11 +6,11 @@ import (
 	"os/signal"
 
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
-	// Importing pkg/oci also registers the oci:// source scheme, so the
+	// Importing internal/oci also registers the oci:// source scheme, so the
 	// node stages container images (cache: $DAXFS_CSI_OCI_DIR, default
 	// /var/lib/daxfs-csi/oci).
-	"github.com/daxfs-csi/daxfs-csi/pkg/oci"
-	"github.com/daxfs-csi/daxfs-csi/pkg/ociref"
+	"github.com/daxfs-csi/daxfs-csi/internal/oci"
+	"github.com/daxfs-csi/daxfs-csi/internal/ociref"
 )
 
 // addImageSource lets image build stack container images (oci://REF,

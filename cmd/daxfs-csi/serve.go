@@ -15,13 +15,13 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/metrics"
+	"github.com/daxfs-csi/daxfs-csi/internal/nodeagent"
+	"github.com/daxfs-csi/daxfs-csi/internal/volume"
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/driver"
-	"github.com/daxfs-csi/daxfs-csi/pkg/metrics"
-	"github.com/daxfs-csi/daxfs-csi/pkg/nodeagent"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver"
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
 func init() {
@@ -67,7 +67,7 @@ type serveConfig struct {
 	heartbeatTTL   time.Duration
 	reportInterval time.Duration
 	ociCacheSize   string
-	// --oci-cache-size given: else $DAXFS_CSI_OCI_CACHE_SIZE (pkg/oci's
+	// --oci-cache-size given: else $DAXFS_CSI_OCI_CACHE_SIZE (internal/oci's
 	// default converter read it) wins over the flag's default.
 	ociCacheSizeSet bool
 }

@@ -16,12 +16,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/controller"
+	"github.com/daxfs-csi/daxfs-csi/internal/metrics"
+	"github.com/daxfs-csi/daxfs-csi/internal/oci"
+	"github.com/daxfs-csi/daxfs-csi/internal/topology"
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
-	"github.com/daxfs-csi/daxfs-csi/pkg/controller"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
-	"github.com/daxfs-csi/daxfs-csi/pkg/metrics"
-	"github.com/daxfs-csi/daxfs-csi/pkg/oci"
-	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 // kube is serve's Kubernetes connection: a cached client for DaxNodes and
@@ -201,7 +201,7 @@ func setupOCI(c *serveConfig, k *kube) error {
 			return fmt.Errorf("oci cache size %q: %w", size, err)
 		}
 	}
-	// Mounted pull secrets, as pkg/oci's default converter reads them.
+	// Mounted pull secrets, as internal/oci's default converter reads them.
 	o := oci.Options{Dir: dir, MaxBytes: maxBytes, PullSecretDir: os.Getenv("DAXFS_CSI_PULL_SECRET_DIR"), OnConversion: func(cv oci.Conversion) {
 		result := "ok"
 		if cv.Err != nil {

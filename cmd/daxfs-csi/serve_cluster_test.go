@@ -26,12 +26,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/controller"
 	"github.com/daxfs-csi/daxfs-csi/internal/machine"
+	"github.com/daxfs-csi/daxfs-csi/internal/topology"
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
-	"github.com/daxfs-csi/daxfs-csi/pkg/controller"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
-	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 const mib = 1 << 20

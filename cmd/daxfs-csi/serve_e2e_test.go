@@ -13,8 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/topology"
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
-	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 // The whole loop with real processes: a node plugin reports its pool, the

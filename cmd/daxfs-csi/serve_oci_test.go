@@ -23,7 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/oci"
+	"github.com/daxfs-csi/daxfs-csi/internal/oci"
 )
 
 // pushTinyImage serves a one-layer image from an in-process registry on

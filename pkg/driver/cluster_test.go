@@ -10,7 +10,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
+	"github.com/daxfs-csi/daxfs-csi/internal/topology"
 )
 
 // fakeCluster is a fixed DaxNode view: free bytes and staged digests per

@@ -17,11 +17,11 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	"k8s.io/klog/v2"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
+	"github.com/daxfs-csi/daxfs-csi/internal/grpccode"
+	"github.com/daxfs-csi/daxfs-csi/internal/source"
+	"github.com/daxfs-csi/daxfs-csi/internal/topology"
+	"github.com/daxfs-csi/daxfs-csi/internal/volume"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
-	"github.com/daxfs-csi/daxfs-csi/pkg/source"
-	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
 // controllerServer runs per node (external-provisioner --node-deployment:

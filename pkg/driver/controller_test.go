@@ -11,9 +11,9 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/source"
+	"github.com/daxfs-csi/daxfs-csi/internal/topology"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
-	"github.com/daxfs-csi/daxfs-csi/pkg/source"
-	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 const imageBytes = 3<<20 + 123 // needs two 2 MiB extents

@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/metrics"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
-	"github.com/daxfs-csi/daxfs-csi/pkg/metrics"
 )
 
 const testAlign = 2 << 20 // the memfile pool's default extent align

@@ -13,8 +13,8 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 
 	"github.com/daxfs-csi/daxfs-csi/internal/buildinfo"
-	"github.com/daxfs-csi/daxfs-csi/pkg/metrics"
-	"github.com/daxfs-csi/daxfs-csi/pkg/source"
+	"github.com/daxfs-csi/daxfs-csi/internal/metrics"
+	"github.com/daxfs-csi/daxfs-csi/internal/source"
 )
 
 // Mode selects which CSI services the server offers.

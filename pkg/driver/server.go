@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
-	"github.com/daxfs-csi/daxfs-csi/pkg/metrics"
+	"github.com/daxfs-csi/daxfs-csi/internal/grpccode"
+	"github.com/daxfs-csi/daxfs-csi/internal/metrics"
 )
 
 // Driver is one daxfs-csi gRPC server on a unix socket.

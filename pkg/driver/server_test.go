@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/daxfs-csi/daxfs-csi/internal/buildinfo"
-	"github.com/daxfs-csi/daxfs-csi/pkg/metrics"
+	"github.com/daxfs-csi/daxfs-csi/internal/metrics"
 )
 
 func TestParseEndpoint(t *testing.T) {

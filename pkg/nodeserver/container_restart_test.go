@@ -20,9 +20,9 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/fusehost"
+	"github.com/daxfs-csi/daxfs-csi/internal/volume"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
-	"github.com/daxfs-csi/daxfs-csi/pkg/fusehost"
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 
 	"github.com/daxfs-csi/daxfs-csi/internal/proc"
 	"github.com/daxfs-csi/daxfs-csi/internal/sharedtest"

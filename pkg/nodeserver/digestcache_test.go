@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
+	"github.com/daxfs-csi/daxfs-csi/internal/volume"
 )
 
 func TestDigestCache(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
+	"github.com/daxfs-csi/daxfs-csi/internal/grpccode"
 )
 
 // mountFlagBits are the mount_flags (a PV's mountOptions) a target can

@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/volume"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 
 	"github.com/daxfs-csi/daxfs-csi/internal/mounttest"
 	"github.com/daxfs-csi/daxfs-csi/internal/sharedtest"

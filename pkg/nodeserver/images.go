@@ -13,13 +13,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"k8s.io/klog/v2"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/grpccode"
 	"github.com/daxfs-csi/daxfs-csi/internal/proc"
+	"github.com/daxfs-csi/daxfs-csi/internal/source"
+	"github.com/daxfs-csi/daxfs-csi/internal/volume"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
-	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
-	"github.com/daxfs-csi/daxfs-csi/pkg/source"
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
 // resolved is an image a volume asks for, named by content.

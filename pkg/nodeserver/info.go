@@ -9,9 +9,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/topology"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
-	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 // NodeGetInfo reports the node id, its topology and the volume limit.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
+	"github.com/daxfs-csi/daxfs-csi/internal/topology"
 )
 
 func TestNodeInfoAndCapabilities(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/fusefs"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
-	"github.com/daxfs-csi/daxfs-csi/pkg/fusefs"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 )
 
@@ -23,7 +23,7 @@ import (
 // detection, unknown keys EINVAL), `validate` refuses every image whose
 // root no entry references ("inode 1 nlink mismatch: nlink=1 refcount=0"),
 // and mmap refuses any mapping with VM_WRITE, private copy-on-write ones
-// included (EACCES). Its mounts serve the region's bytes through pkg/fusefs
+// included (EACCES). Its mounts serve the region's bytes through internal/fusefs
 // in the test process; unmount(2) takes them down like a kernel mount.
 type fakeModule struct {
 	t testing.TB

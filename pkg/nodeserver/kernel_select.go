@@ -6,9 +6,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
+	"github.com/daxfs-csi/daxfs-csi/internal/grpccode"
+	"github.com/daxfs-csi/daxfs-csi/internal/volume"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
 // region says how the kernel could reach an extent.

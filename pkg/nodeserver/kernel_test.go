@@ -11,10 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
+	"github.com/daxfs-csi/daxfs-csi/internal/grpccode"
+	"github.com/daxfs-csi/daxfs-csi/internal/volume"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
 func TestKernelListed(t *testing.T) {

@@ -8,8 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/fusehost"
 	"github.com/daxfs-csi/daxfs-csi/internal/proc"
-	"github.com/daxfs-csi/daxfs-csi/pkg/fusehost"
 )
 
 // launcher starts a fuse-serve argv with its output appended to logPath.

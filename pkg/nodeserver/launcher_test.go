@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/fusehost"
+	"github.com/daxfs-csi/daxfs-csi/internal/fusehost"
 )
 
 // Through fuse-host, a server that dies before mounting still gives an

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
+	"github.com/daxfs-csi/daxfs-csi/internal/grpccode"
 )
 
 // Staging and target paths are recorded and matched against mountinfo as

@@ -10,10 +10,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"k8s.io/klog/v2"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/grpccode"
+	"github.com/daxfs-csi/daxfs-csi/internal/nodeagent"
+	"github.com/daxfs-csi/daxfs-csi/internal/volume"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
-	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
-	"github.com/daxfs-csi/daxfs-csi/pkg/nodeagent"
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
 // Pre-staging (nodeagent.Stager): the controller places an image on this

@@ -7,9 +7,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
-	"github.com/daxfs-csi/daxfs-csi/pkg/nodeagent"
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
+	"github.com/daxfs-csi/daxfs-csi/internal/grpccode"
+	"github.com/daxfs-csi/daxfs-csi/internal/nodeagent"
+	"github.com/daxfs-csi/daxfs-csi/internal/volume"
 )
 
 // A pre-staged image is copied once; a volume arriving later reuses it

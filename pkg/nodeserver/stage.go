@@ -13,9 +13,9 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
+	"github.com/daxfs-csi/daxfs-csi/internal/grpccode"
+	"github.com/daxfs-csi/daxfs-csi/internal/volume"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
 // NodeStageVolume stages the PV's image (once per digest) and mounts it

@@ -9,8 +9,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/grpccode"
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
+	"github.com/daxfs-csi/daxfs-csi/internal/grpccode"
+	"github.com/daxfs-csi/daxfs-csi/internal/volume"
 )
 
 // checkCapability accepts mount access with any single-node mode and

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/controller"
+	"github.com/daxfs-csi/daxfs-csi/internal/topology"
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
-	"github.com/daxfs-csi/daxfs-csi/pkg/controller"
-	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 // ClusterReader answers GetCapacity and AccessibleTopology from DaxNodes:

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/controller"
+	"github.com/daxfs-csi/daxfs-csi/internal/nodeagent"
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
-	"github.com/daxfs-csi/daxfs-csi/pkg/controller"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
-	"github.com/daxfs-csi/daxfs-csi/pkg/nodeagent"
 )
 
 // A pre-stage that fails on the node (here: the source file is gone) shows

@@ -8,8 +8,8 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/controller"
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
-	"github.com/daxfs-csi/daxfs-csi/pkg/controller"
 )
 
 // `kubectl get daxnodes,daximages` shows the printer columns.

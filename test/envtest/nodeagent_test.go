@@ -14,11 +14,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/controller"
+	"github.com/daxfs-csi/daxfs-csi/internal/nodeagent"
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
-	"github.com/daxfs-csi/daxfs-csi/pkg/controller"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
-	"github.com/daxfs-csi/daxfs-csi/pkg/nodeagent"
 )
 
 // buildImage writes a DAXFS image holding hello.txt and returns its path,

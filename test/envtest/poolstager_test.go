@@ -7,10 +7,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/nodeagent"
+	"github.com/daxfs-csi/daxfs-csi/internal/source"
+	"github.com/daxfs-csi/daxfs-csi/internal/volume"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
-	"github.com/daxfs-csi/daxfs-csi/pkg/nodeagent"
-	"github.com/daxfs-csi/daxfs-csi/pkg/source"
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
 // poolStager is a small real Stager: it stages image bytes into daxdev pools

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/controller"
+	"github.com/daxfs-csi/daxfs-csi/internal/nodeagent"
+	"github.com/daxfs-csi/daxfs-csi/internal/topology"
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
-	"github.com/daxfs-csi/daxfs-csi/pkg/controller"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
-	"github.com/daxfs-csi/daxfs-csi/pkg/nodeagent"
-	"github.com/daxfs-csi/daxfs-csi/pkg/topology"
 )
 
 func openPool(t *testing.T, path string, size int64, init bool) *daxdev.Pool {

@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/oci"
+	"github.com/daxfs-csi/daxfs-csi/internal/oci"
 )
 
 // image build of an oci://, docker-archive: or oci-layout: source writes the same bytes

@@ -8,11 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/oci"
-	"github.com/daxfs-csi/daxfs-csi/pkg/source"
+	"github.com/daxfs-csi/daxfs-csi/internal/oci"
+	"github.com/daxfs-csi/daxfs-csi/internal/source"
 )
 
-// Importing pkg/oci (as cmd/daxfs-csi does) is enough for source.Default,
+// Importing internal/oci (as cmd/daxfs-csi does) is enough for source.Default,
 // the node's default fetcher, to resolve and open oci:// sources; the
 // cache goes to $DAXFS_CSI_OCI_DIR.
 func TestDefaultFetcherHandlesOCI(t *testing.T) {

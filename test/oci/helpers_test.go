@@ -24,8 +24,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/daxfs-csi/daxfs-csi/internal/mounttest"
+	"github.com/daxfs-csi/daxfs-csi/internal/oci"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
-	"github.com/daxfs-csi/daxfs-csi/pkg/oci"
 )
 
 type entry struct {

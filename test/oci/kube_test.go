@@ -12,8 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/daxfs-csi/daxfs-csi/internal/machine"
-	"github.com/daxfs-csi/daxfs-csi/pkg/oci"
-	"github.com/daxfs-csi/daxfs-csi/pkg/source"
+	"github.com/daxfs-csi/daxfs-csi/internal/oci"
+	"github.com/daxfs-csi/daxfs-csi/internal/source"
 )
 
 // A pullSecret read from a real kube-apiserver authenticates a pull from

@@ -1,5 +1,5 @@
 // Package oci_test runs container images end to end: an in-process
-// registry on loopback, pkg/oci converting, pkg/nodeserver staging into a
+// registry on loopback, internal/oci converting, pkg/nodeserver staging into a
 // memfile pool and serving through the real daxfs-csi fuse-serve, and the
 // daxfs-csi image build command.
 package oci_test

@@ -13,11 +13,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/oci"
+	"github.com/daxfs-csi/daxfs-csi/internal/source"
+	"github.com/daxfs-csi/daxfs-csi/internal/volume"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver"
-	"github.com/daxfs-csi/daxfs-csi/pkg/oci"
-	"github.com/daxfs-csi/daxfs-csi/pkg/source"
-	"github.com/daxfs-csi/daxfs-csi/pkg/volume"
 )
 
 type node struct {

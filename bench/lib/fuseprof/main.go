@@ -1,4 +1,4 @@
-// Command fuseprof serves one image file read-only through pkg/fusefs the
+// Command fuseprof serves one image file read-only through internal/fusefs the
 // way `daxfs-csi fuse-serve --image` does (mapped read-only and shared,
 // validated, fusefs.Mount with the same options) while writing a CPU profile,
 // for bench/lib/profile. It exits, writing the profile, on SIGTERM/SIGINT.
@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/daxfs-csi/daxfs-csi/pkg/fusefs"
+	"github.com/daxfs-csi/daxfs-csi/internal/fusefs"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 )
 

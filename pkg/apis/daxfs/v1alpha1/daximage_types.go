@@ -6,7 +6,7 @@ import (
 )
 
 // ImageSource names the image with the same attributes volumes use
-// (pkg/volume: image, digest, mount, writable).
+// (internal/volume: image, digest, mount, writable).
 type ImageSource struct {
 	// Image is the source URI: file:///abs/path or https://...
 	// +kubebuilder:validation:MinLength=1

@@ -1,0 +1,27 @@
+package controller
+
+import (
+	"context"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/source"
+	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
+)
+
+// Resolver finds the digest and size of an image source the spec does not
+// give. The controller calls it once per image; the result is kept in status.
+type Resolver interface {
+	Resolve(ctx context.Context, src daxv1.ImageSource) (digest string, size int64, err error)
+}
+
+// SourceResolver resolves through internal/source (file:// as seen by the
+// controller's own filesystem, https://).
+type SourceResolver struct{}
+
+// Resolve implements Resolver.
+func (SourceResolver) Resolve(ctx context.Context, src daxv1.ImageSource) (string, int64, error) {
+	r, err := source.Resolve(ctx, src.Image, src.Digest)
+	if err != nil {
+		return "", 0, err
+	}
+	return r.Digest, r.Size, nil
+}
