@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/daxfs-csi/daxfs-csi/internal/controller"
+	"github.com/daxfs-csi/daxfs-csi/internal/oci"
 )
 
 func init() {
@@ -26,6 +27,10 @@ func runController(args []string) error {
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":8080", "address of /metrics; 0 disables")
 	fs.StringVar(&o.HealthAddr, "health-addr", ":8081", "address of /healthz and /readyz; 0 disables")
 	fs.DurationVar(&o.HeartbeatTTL, "heartbeat-ttl", controller.DefaultHeartbeatTTL, "a node whose DaxNode heartbeat is older loses its placements")
+	// An oci:// DaxImage is converted once to learn its digest and size; the
+	// converter is made on the first such image (oci.Lazy).
+	ociDir := fs.String("oci-cache-dir", "/var/lib/daxfs-csi/oci", "where oci:// DaxImages are converted to learn their digest and size (made on first use)")
+	ociSize := fs.String("oci-cache-size", "0", "cap on --oci-cache-dir (Ki/Mi/Gi/Ti); 0: no cap")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -33,6 +38,11 @@ func runController(args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments: %v", fs.Args())}
 	}
+	maxBytes, err := ociCacheBytes(*ociSize)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	o.Resolver = controller.SourceResolver{Fetcher: fetcherWith(oci.Lazy(oci.Options{Dir: *ociDir, MaxBytes: maxBytes}))}
 	cfg, err := restConfig(*kubeconfig)
 	if err != nil {
 		return err

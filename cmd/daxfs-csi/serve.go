@@ -17,6 +17,7 @@ import (
 
 	"github.com/daxfs-csi/daxfs-csi/internal/metrics"
 	"github.com/daxfs-csi/daxfs-csi/internal/nodeagent"
+	"github.com/daxfs-csi/daxfs-csi/internal/source"
 	"github.com/daxfs-csi/daxfs-csi/internal/volume"
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
@@ -66,10 +67,12 @@ type serveConfig struct {
 	cluster        bool
 	heartbeatTTL   time.Duration
 	reportInterval time.Duration
-	ociCacheSize   string
-	// --oci-cache-size given: else $DAXFS_CSI_OCI_CACHE_SIZE (internal/oci's
-	// default converter read it) wins over the flag's default.
-	ociCacheSizeSet bool
+
+	// The oci:// converter (serve_oci.go).
+	ociCacheSize       string
+	ociCacheDir        string
+	pullSecretDir      string
+	pullSecretsFromAPI bool
 }
 
 // parseServeFlags reads the flags; the names are the acceptance contract.
@@ -101,17 +104,19 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	fs.BoolVar(&c.cluster, "cluster", false, "cluster mode with the in-cluster config (or $KUBECONFIG); without it or --kubeconfig the server is per node")
 	fs.DurationVar(&c.heartbeatTTL, "heartbeat-ttl", 0, "cluster mode: a DaxNode whose heartbeat is older counts for no capacity (default: the controller's)")
 	fs.DurationVar(&c.reportInterval, "node-report-interval", 0, "cluster mode: how often the node reports its DaxNode and syncs placements (default 20s)")
-	fs.StringVar(&c.ociCacheSize, "oci-cache-size", "10Gi", "cap on converted oci:// images kept in <state-dir>/oci (Ki/Mi/Gi/Ti); 0: no cap")
+	fs.StringVar(&c.ociCacheSize, "oci-cache-size", "10Gi", "cap on converted oci:// images kept in the oci cache dir (Ki/Mi/Gi/Ti); 0: no cap")
+	fs.StringVar(&c.ociCacheDir, "oci-cache-dir", "", "where converted oci:// images are cached (default <state-dir>/oci)")
+	fs.StringVar(&c.pullSecretDir, "pull-secret-dir", "", "mounted kubernetes.io/dockerconfigjson secrets, as NAME/.dockerconfigjson, for bare pullSecret names; empty: none")
+	fs.BoolVar(&c.pullSecretsFromAPI, "pull-secrets-from-api", false, "per-node mode: read NAMESPACE/NAME pull secrets through the Kubernetes API with the in-cluster config (cluster mode always does)")
 	klog.InitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	fs.Visit(func(f *flag.Flag) {
 		c.poolSet = c.poolSet || f.Name == "pool"
-		c.ociCacheSizeSet = c.ociCacheSizeSet || f.Name == "oci-cache-size"
 	})
-	if _, err := daxdev.ParseSize(c.ociCacheSize); err != nil && c.ociCacheSize != "0" {
-		return nil, usageError{"--oci-cache-size: " + err.Error()}
+	if _, err := ociCacheBytes(c.ociCacheSize); err != nil {
+		return nil, usageError{err.Error()}
 	}
 	if fs.NArg() > 0 {
 		return nil, usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
@@ -152,6 +157,10 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	return c, nil
 }
 
+// serve runs the pipeline's parts in order: the cluster connection, the
+// image sources (oci:// converter), the pool, the node server (stage,
+// verify, mount, publish), then the CSI server and, on a cluster node, the
+// agent beside it.
 func serve(args []string) error {
 	c, err := parseServeFlags(args)
 	if err != nil {
@@ -159,42 +168,107 @@ func serve(args []string) error {
 	}
 	defer klog.Flush()
 	mode, _ := driver.ParseMode(c.mode)
-	size, _ := daxdev.ParseSize(c.poolSize)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	kcfg, err := clusterConfig(c)
+	k, err := connectCluster(ctx, c, mode)
 	if err != nil {
 		return err
 	}
-	var k *kube
-	if kcfg != nil {
-		objs := []client.Object{&daxv1.DaxNode{}}
-		if mode != driver.ModeController {
-			objs = append(objs, &daxv1.DaxImage{})
-		}
-		if k, err = startKube(ctx, kcfg, mode == driver.ModeController, objs...); err != nil {
-			return err
-		}
-	}
-	if err := setupOCI(c, k); err != nil {
+	fetcher, err := setupOCI(c, k)
+	if err != nil {
 		return err
 	}
-
-	var pool *daxdev.Pool
-	if mode != driver.ModeController || k == nil || c.poolSet {
-		popts := daxdev.PoolOptions{Size: size, Init: true, Force: c.poolForce}
-		_ = c.poolTuning.apply(&popts, c.stateDir) // checked with the flags
-		pool, err = daxdev.OpenPool(c.pool, popts)
-		if err != nil {
-			return fmt.Errorf("open pool %s: %w", c.pool, err)
-		}
-		defer pool.Close()
-		info := pool.Info()
-		klog.InfoS("Pool open", "spec", c.pool, "id", info.ID, "kind", info.Kind, "size", info.Size, "align", info.Align,
-			"heartbeat", popts.Heartbeat, "staleAfter", popts.StaleAfter, "coherence", info.Coherence)
+	pool, err := openServePool(c, mode, k)
+	if err != nil {
+		return err
 	}
+	if pool != nil {
+		defer pool.Close()
+	}
+	node, err := newNodeServer(c, mode, pool, fetcher)
+	if err != nil {
+		return err
+	}
+	if node != nil {
+		defer node.Shutdown()
+	}
+	d, err := driver.New(driverOptions(c, mode, k, pool, node, fetcher))
+	if err != nil {
+		return err
+	}
+	if k == nil || node == nil {
+		return d.Run(ctx)
+	}
+	return runWithAgent(ctx, c, d, k, pool, node)
+}
 
+// connectCluster starts the Kubernetes cache in cluster mode; nil per node.
+func connectCluster(ctx context.Context, c *serveConfig, mode driver.Mode) (*kube, error) {
+	kcfg, err := clusterConfig(c)
+	if err != nil || kcfg == nil {
+		return nil, err
+	}
+	objs := []client.Object{&daxv1.DaxNode{}}
+	if mode != driver.ModeController {
+		objs = append(objs, &daxv1.DaxImage{})
+	}
+	return startKube(ctx, kcfg, mode == driver.ModeController, objs...)
+}
+
+// openServePool opens --pool, except for a cluster-mode controller not
+// given one (it answers from the DaxNodes); nil then.
+func openServePool(c *serveConfig, mode driver.Mode, k *kube) (*daxdev.Pool, error) {
+	if mode == driver.ModeController && k != nil && !c.poolSet {
+		return nil, nil
+	}
+	size, _ := daxdev.ParseSize(c.poolSize)
+	popts := daxdev.PoolOptions{Size: size, Init: true, Force: c.poolForce}
+	_ = c.poolTuning.apply(&popts, c.stateDir) // checked with the flags
+	pool, err := daxdev.OpenPool(c.pool, popts)
+	if err != nil {
+		return nil, fmt.Errorf("open pool %s: %w", c.pool, err)
+	}
+	info := pool.Info()
+	klog.InfoS("Pool open", "spec", c.pool, "id", info.ID, "kind", info.Kind, "size", info.Size, "align", info.Align,
+		"heartbeat", popts.Heartbeat, "staleAfter", popts.StaleAfter, "coherence", info.Coherence)
+	return pool, nil
+}
+
+// newNodeServer makes the node service (nil in controller mode) and hooks
+// its images and kernel probe into the metrics.
+func newNodeServer(c *serveConfig, mode driver.Mode, pool *daxdev.Pool, fetcher *source.Fetcher) (*nodeserver.NodeServer, error) {
+	if mode == driver.ModeController {
+		return nil, nil
+	}
+	node, err := nodeserver.New(nodeserver.Options{
+		NodeID:         c.nodeID,
+		Pool:           pool,
+		PoolSpec:       c.pool,
+		StateDir:       c.stateDir,
+		AllowSources:   volume.AllowList(c.allowSources),
+		Fetcher:        fetcher,
+		MountMode:      volume.MountMode(c.mountMode),
+		KeepUnused:     c.keepUnused,
+		MaxVolumes:     c.maxVolumes,
+		MaxImageSize:   c.maxImageSize,
+		FuseHostSocket: c.fuseHostSocket,
+		OnStage: func(digest, backend string, d time.Duration) {
+			metrics.Default.ObserveStage(backend, d)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	metrics.Default.SetKernelSource(func() (metrics.KernelModule, bool) {
+		p, ok := node.KernelProbe()
+		return metrics.KernelModule{Mount: p.Mount, SharedMap: p.SharedMap, PrivateWriteMap: p.PrivateWriteMap}, ok
+	})
+	return node, nil
+}
+
+// driverOptions wires the parts into the CSI server's options.
+func driverOptions(c *serveConfig, mode driver.Mode, k *kube, pool *daxdev.Pool, node *nodeserver.NodeServer, fetcher *source.Fetcher) driver.Options {
 	opts := driver.Options{
 		DriverName:      c.driverName,
 		NodeID:          c.nodeID,
@@ -206,6 +280,7 @@ func serve(args []string) error {
 		MetricsAddress:  c.metricsAddress,
 		Metrics:         metrics.Default,
 		ShutdownTimeout: c.shutdownTimeout,
+		Resolve:         fetcher.Resolve,
 
 		RegistrationDir:         c.registrationDir,
 		KubeletRegistrationPath: c.kubeletRegPath,
@@ -216,43 +291,17 @@ func serve(args []string) error {
 	if k != nil && mode.Controller() {
 		opts.Cluster = newClusterView(k, c.heartbeatTTL)
 	}
-	var node *nodeserver.NodeServer
-	if mode != driver.ModeController {
-		node, err = nodeserver.New(nodeserver.Options{
-			NodeID:         c.nodeID,
-			Pool:           pool,
-			PoolSpec:       c.pool,
-			StateDir:       c.stateDir,
-			AllowSources:   volume.AllowList(c.allowSources),
-			MountMode:      volume.MountMode(c.mountMode),
-			KeepUnused:     c.keepUnused,
-			MaxVolumes:     c.maxVolumes,
-			MaxImageSize:   c.maxImageSize,
-			FuseHostSocket: c.fuseHostSocket,
-			OnStage: func(digest, backend string, d time.Duration) {
-				metrics.Default.ObserveStage(backend, d)
-			},
-		})
-		if err != nil {
-			return err
-		}
-		defer node.Shutdown()
+	if node != nil {
 		opts.Node = node
 		opts.Images = func() []metrics.Image { return imagesOf(node.Snapshot()) }
-		metrics.Default.SetKernelSource(func() (metrics.KernelModule, bool) {
-			p, ok := node.KernelProbe()
-			return metrics.KernelModule{Mount: p.Mount, SharedMap: p.SharedMap, PrivateWriteMap: p.PrivateWriteMap}, ok
-		})
 	}
-	d, err := driver.New(opts)
-	if err != nil {
-		return err
-	}
-	if k == nil || node == nil {
-		return d.Run(ctx)
-	}
-	// The agent stops with the server: Run returns on SIGTERM (ctx) or a
-	// serve failure, and the agent's context ends with it.
+	return opts
+}
+
+// runWithAgent serves d with the node agent beside it. The agent stops
+// with the server: Run returns on SIGTERM (ctx) or a serve failure, and the
+// agent's context ends with it.
+func runWithAgent(ctx context.Context, c *serveConfig, d *driver.Driver, k *kube, pool *daxdev.Pool, node *nodeserver.NodeServer) error {
 	actx, cancel := context.WithCancel(ctx)
 	agentDone := make(chan struct{})
 	go func() {
@@ -265,7 +314,7 @@ func serve(args []string) error {
 		klog.InfoS("Node agent started", "node", c.nodeID, "interval", a.Interval)
 		_ = a.Run(actx)
 	}()
-	err = d.Run(ctx)
+	err := d.Run(ctx)
 	cancel()
 	<-agentDone
 	return err

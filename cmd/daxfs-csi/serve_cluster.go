@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,11 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/daxfs-csi/daxfs-csi/internal/controller"
-	"github.com/daxfs-csi/daxfs-csi/internal/metrics"
-	"github.com/daxfs-csi/daxfs-csi/internal/oci"
 	"github.com/daxfs-csi/daxfs-csi/internal/topology"
 	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
-	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 )
 
 // kube is serve's Kubernetes connection: a cached client for DaxNodes and
@@ -179,62 +174,4 @@ func (v *clusterView) Align(ctx context.Context) (int64, error) {
 // Healthy asks the API server itself, not the cache.
 func (v *clusterView) Healthy(ctx context.Context) error {
 	return v.k.cs.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Error()
-}
-
-// setupOCI replaces the default oci:// converter with one whose cache is
-// <state-dir>/oci (or $DAXFS_CSI_OCI_DIR) capped at --oci-cache-size, that
-// reads pull secrets through the API when there is a client, and reports
-// into the metrics.
-func setupOCI(c *serveConfig, k *kube) error {
-	dir := os.Getenv("DAXFS_CSI_OCI_DIR")
-	if dir == "" {
-		dir = filepath.Join(c.stateDir, "oci")
-	}
-	size := c.ociCacheSize
-	if v := os.Getenv("DAXFS_CSI_OCI_CACHE_SIZE"); v != "" && !c.ociCacheSizeSet {
-		size = v
-	}
-	var maxBytes int64
-	if size != "0" {
-		var err error
-		if maxBytes, err = daxdev.ParseSize(size); err != nil {
-			return fmt.Errorf("oci cache size %q: %w", size, err)
-		}
-	}
-	// Mounted pull secrets, as internal/oci's default converter reads them.
-	o := oci.Options{Dir: dir, MaxBytes: maxBytes, PullSecretDir: os.Getenv("DAXFS_CSI_PULL_SECRET_DIR"), OnConversion: func(cv oci.Conversion) {
-		result := "ok"
-		if cv.Err != nil {
-			result = "error"
-		}
-		metrics.Default.ObserveConversion(result, cv.Duration)
-	}}
-	// Pull secrets through the API with the pod's service account, also for
-	// a per-node server in a pod (as the default converter did).
-	cs := kubernetes.Interface(nil)
-	if k != nil {
-		cs = k.cs
-	} else if cfg, err := rest.InClusterConfig(); err == nil {
-		if ics, err := kubernetes.NewForConfig(cfg); err == nil {
-			cs = ics
-		}
-	}
-	if cs != nil {
-		o.PullSecrets = oci.KubeSecrets(cs)
-	}
-	conv, err := oci.New(o)
-	if err != nil {
-		return fmt.Errorf("oci converter (cache %s): %w", dir, err)
-	}
-	oci.Register(conv)
-	metrics.Default.SetConversions(func() []metrics.Conversion {
-		act := conv.Active()
-		out := make([]metrics.Conversion, len(act))
-		for i, p := range act {
-			out[i] = metrics.Conversion{Source: p.Source, Layers: p.Layer, Bytes: p.Bytes}
-		}
-		return out
-	})
-	klog.InfoS("OCI converter ready", "dir", dir, "maxBytes", maxBytes, "pullSecretsFromAPI", cs != nil)
-	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -108,5 +109,46 @@ func TestServeOCIConversionMetrics(t *testing.T) {
 		if !strings.Contains(string(b), want+"\n") {
 			t.Errorf("/metrics lacks %q:\n%s", want, strings.Join(regexp.MustCompile(`(?m)^daxfs_oci.*$`).FindAllString(string(b), -1), "\n"))
 		}
+	}
+}
+
+// The converter takes its cache dir and mounted pull secrets from the
+// flags, nowhere else: a bare pullSecret name is refused without
+// --pull-secret-dir, and with it the image converts into --oci-cache-dir.
+func TestServeOCIFlags(t *testing.T) {
+	src := pushTinyImage(t)
+	dir := t.TempDir()
+	secrets, cache := filepath.Join(dir, "secrets"), filepath.Join(dir, "cache")
+	if err := os.MkdirAll(filepath.Join(secrets, "regcred"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(secrets, "regcred", ".dockerconfigjson"), []byte(`{"auths":{}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	params := map[string]string{"image": src, "pullSecret": "regcred"}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, c := range []struct {
+		name  string
+		flags []string
+		ok    bool
+	}{
+		{"no-secret-dir", nil, false},
+		{"secret-dir", []string{"--pull-secret-dir", secrets, "--oci-cache-dir", cache}, true},
+	} {
+		args := append([]string{"--mode=controller", "--pool", "memfile:" + filepath.Join(dir, c.name+".pool"), "--pool-size", "16Mi",
+			"--state-dir", filepath.Join(dir, c.name), "--allow-source", src[:strings.LastIndex(src, "/")+1]}, c.flags...)
+		conn, logs := runServe(t, args...)
+		_, err := csi.NewControllerClient(conn).CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-" + c.name, Parameters: params,
+			VolumeCapabilities: []*csi.VolumeCapability{reader}})
+		if (err == nil) != c.ok {
+			t.Fatalf("%s: CreateVolume with pullSecret regcred: %v, want ok=%v\n%s", c.name, err, c.ok, logs)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(cache, "*.daxfs")); len(m) != 1 {
+		t.Errorf("converted images in --oci-cache-dir: %v, want one", m)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "secret-dir", "oci", "*.daxfs")); len(m) != 0 {
+		t.Errorf("converted images in <state-dir>/oci despite --oci-cache-dir: %v", m)
 	}
 }

@@ -13,15 +13,20 @@ type Resolver interface {
 	Resolve(ctx context.Context, src daxv1.ImageSource) (digest string, size int64, err error)
 }
 
-// SourceResolver resolves through internal/source (file:// as seen by the
-// controller's own filesystem, https://).
-type SourceResolver struct{}
+// SourceResolver resolves through a source.Fetcher (file:// as seen by the
+// controller's own filesystem, https://, and the schemes the Fetcher was
+// given: cmd/daxfs-csi adds oci://). A nil Fetcher is source.Default.
+type SourceResolver struct{ Fetcher *source.Fetcher }
 
 // Resolve implements Resolver.
-func (SourceResolver) Resolve(ctx context.Context, src daxv1.ImageSource) (string, int64, error) {
-	r, err := source.Resolve(ctx, src.Image, src.Digest)
+func (r SourceResolver) Resolve(ctx context.Context, src daxv1.ImageSource) (string, int64, error) {
+	f := r.Fetcher
+	if f == nil {
+		f = source.Default
+	}
+	res, err := f.Resolve(ctx, src.Image, src.Digest)
 	if err != nil {
 		return "", 0, err
 	}
-	return r.Digest, r.Size, nil
+	return res.Digest, res.Size, nil
 }

@@ -15,9 +15,10 @@
 //     caller whose context ends gets ctx.Err() and a later call the result.
 //   - Failure leaves no file: the image is a temp file renamed into place.
 //   - A tag-only source is resolved once and recorded under tags/.
-//   - Converter implements source.SchemeHandler; importing the package
-//     registers a default converter for "oci" (see DefaultDir), Register
-//     replaces it. Resolve's digest argument is the DAXFS digest.
+//   - Converter implements source.SchemeHandler; the caller builds it with
+//     its Options (from flags: cmd/daxfs-csi) and hands it to a
+//     source.Fetcher's Schemes. Importing the package registers nothing and
+//     reads no environment. Resolve's digest argument is the DAXFS digest.
 //   - Credentials: Options.Keychain (default: the node's docker config,
 //     else anonymous), plus the pull secret named by source.WithPullSecret
 //     (NAMESPACE/NAME through Options.PullSecrets, NAME from

@@ -7,11 +7,7 @@ import (
 	"os"
 	"sync"
 
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-
 	"github.com/daxfs-csi/daxfs-csi/internal/source"
-	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 )
 
 // Resolve implements source.SchemeHandler: it converts uri (or finds the
@@ -44,43 +40,20 @@ func (c *Converter) Open(ctx context.Context, uri string) (io.ReadCloser, int64,
 	return f, e.Size, nil
 }
 
-// DefaultDir is where the converter that importing this package registers
-// keeps its cache: $DAXFS_CSI_OCI_DIR, else the node's default state dir.
-// That converter also reads $DAXFS_CSI_OCI_CACHE_SIZE (cap, e.g. 20Gi) and
-// $DAXFS_CSI_PULL_SECRET_DIR (mounted secrets), and in a cluster reads
-// NAMESPACE/NAME pull secrets through the API.
-func DefaultDir() string {
-	if d := os.Getenv("DAXFS_CSI_OCI_DIR"); d != "" {
-		return d
-	}
-	return "/var/lib/daxfs-csi/oci"
-}
+// Lazy returns a handler that makes its Converter from opts on first use,
+// so a process that never meets an oci:// source creates no cache dir (the
+// placement controller, whose root filesystem may be read-only).
+func Lazy(opts Options) source.SchemeHandler { return &lazy{opts: opts} }
 
-// lazy is registered at init; it makes its Converter on first use so that
-// importing the package creates no directories.
 type lazy struct {
+	opts Options
 	once sync.Once
 	c    *Converter
 	err  error
 }
 
 func (l *lazy) get() (*Converter, error) {
-	l.once.Do(func() {
-		opts := Options{Dir: DefaultDir(), PullSecretDir: os.Getenv("DAXFS_CSI_PULL_SECRET_DIR")}
-		if v := os.Getenv("DAXFS_CSI_OCI_CACHE_SIZE"); v != "" {
-			if opts.MaxBytes, l.err = daxdev.ParseSize(v); l.err != nil {
-				l.err = fmt.Errorf("DAXFS_CSI_OCI_CACHE_SIZE: %w", l.err)
-				return
-			}
-		}
-		// In a cluster, pull secrets are read with the plugin's service account.
-		if cfg, err := rest.InClusterConfig(); err == nil {
-			if cs, err := kubernetes.NewForConfig(cfg); err == nil {
-				opts.PullSecrets = KubeSecrets(cs)
-			}
-		}
-		l.c, l.err = New(opts)
-	})
+	l.once.Do(func() { l.c, l.err = New(l.opts) })
 	return l.c, l.err
 }
 
@@ -99,9 +72,3 @@ func (l *lazy) Open(ctx context.Context, uri string) (io.ReadCloser, int64, erro
 	}
 	return c.Open(ctx, uri)
 }
-
-func init() { source.RegisterScheme("oci", &lazy{}) }
-
-// Register makes c the handler of oci:// sources for every source.Fetcher
-// that has none of its own (the node configures its cache dir this way).
-func Register(c *Converter) { source.RegisterScheme("oci", c) }

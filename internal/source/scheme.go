@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/url"
 	"strings"
-	"sync"
 )
 
 // SchemeHandler fetches sources of one URI scheme that need more than a
@@ -18,26 +17,8 @@ type SchemeHandler interface {
 	Open(ctx context.Context, uri string) (io.ReadCloser, int64, error)
 }
 
-var (
-	schemesMu sync.RWMutex
-	schemes   = map[string]SchemeHandler{}
-)
-
-// RegisterScheme makes every Fetcher without its own entry for scheme use
-// h; a later call replaces the handler (nil removes it). file, http and
+// handler finds the Fetcher's handler for uri's scheme; file, http and
 // https stay built in and cannot be overridden.
-func RegisterScheme(scheme string, h SchemeHandler) {
-	schemesMu.Lock()
-	defer schemesMu.Unlock()
-	if h == nil {
-		delete(schemes, scheme)
-		return
-	}
-	schemes[scheme] = h
-}
-
-// handler finds the handler for uri's scheme: the Fetcher's own first,
-// then the registered ones.
 func (f *Fetcher) handler(uri string) SchemeHandler {
 	scheme, _, ok := strings.Cut(uri, ":")
 	if !ok {
@@ -48,12 +29,7 @@ func (f *Fetcher) handler(uri string) SchemeHandler {
 	case "file", "http", "https":
 		return nil
 	}
-	if h, ok := f.Schemes[scheme]; ok {
-		return h
-	}
-	schemesMu.RLock()
-	defer schemesMu.RUnlock()
-	return schemes[scheme]
+	return f.Schemes[scheme]
 }
 
 type pullSecretKey struct{}

@@ -20,19 +20,20 @@ func (f *fakeScheme) Open(ctx context.Context, uri string) (io.ReadCloser, int64
 	return io.NopCloser(strings.NewReader("abc")), 3, nil
 }
 
-func TestRegisterScheme(t *testing.T) {
+// A Fetcher fetches the schemes it was given through their handler, and
+// no others: there is no package-wide registry an import could fill.
+func TestFetcherSchemes(t *testing.T) {
 	ctx := context.Background()
 	if _, _, err := Open(ctx, "fake://h/a"); !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("unregistered scheme: %v", err)
+		t.Fatalf("scheme of no handler: %v", err)
 	}
 	h := &fakeScheme{}
-	RegisterScheme("fake", h)
-	defer RegisterScheme("fake", nil)
-	r, err := Resolve(WithPullSecret(ctx, "regcred"), "fake://h/a", "")
+	f := &Fetcher{Schemes: map[string]SchemeHandler{"fake": h, "file": h}}
+	r, err := f.Resolve(WithPullSecret(ctx, "regcred"), "fake://h/a", "")
 	if err != nil || r.Digest != "sha256:x" || r.Size != 3 {
 		t.Fatalf("Resolve = %+v, %v", r, err)
 	}
-	rc, n, err := Open(ctx, "fake://h/a")
+	rc, n, err := f.Open(ctx, "fake://h/a")
 	if err != nil || n != 3 {
 		t.Fatalf("Open = %d, %v", n, err)
 	}
@@ -41,15 +42,11 @@ func TestRegisterScheme(t *testing.T) {
 		t.Fatalf("calls = %q", got)
 	}
 	// Built-in schemes cannot be taken over.
-	RegisterScheme("file", h)
-	defer RegisterScheme("file", nil)
-	if _, _, err := Open(ctx, "file:///nonexistent/x"); err == nil || len(h.calls) != 2 {
+	if _, _, err := f.Open(ctx, "file:///nonexistent/x"); err == nil || len(h.calls) != 2 {
 		t.Fatalf("file:// went to the handler: %v %q", err, h.calls)
 	}
-	// A Fetcher's own handler wins over the registry.
-	own := &fakeScheme{}
-	f := &Fetcher{Schemes: map[string]SchemeHandler{"fake": own}}
-	if _, err := f.Resolve(ctx, "fake://h/b", "d"); err != nil || len(own.calls) != 1 || len(h.calls) != 2 {
-		t.Fatalf("Fetcher.Schemes not used: %v %q %q", err, own.calls, h.calls)
+	// Another Fetcher does not see this one's handlers.
+	if _, _, err := (&Fetcher{}).Open(ctx, "fake://h/b"); !errors.Is(err, ErrUnsupported) || len(h.calls) != 2 {
+		t.Fatalf("handler leaked to another Fetcher: %v %q", err, h.calls)
 	}
 }

@@ -32,7 +32,8 @@ type Resolved struct {
 // Fetcher opens sources; the zero value uses http.DefaultClient.
 type Fetcher struct {
 	HTTPClient *http.Client
-	// Schemes adds handlers for this Fetcher only; see RegisterScheme.
+	// Schemes handles the URI schemes beyond file, http and https (the
+	// caller adds "oci": cmd/daxfs-csi builds that handler from its flags).
 	Schemes map[string]SchemeHandler
 	// CheckFile, when set, vets the path a file:// source actually opened
 	// (symlinks resolved) before a byte is read; the node passes its

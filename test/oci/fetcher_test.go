@@ -2,6 +2,7 @@ package oci_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,17 +13,24 @@ import (
 	"github.com/daxfs-csi/daxfs-csi/internal/source"
 )
 
-// Importing internal/oci (as cmd/daxfs-csi does) is enough for source.Default,
-// the node's default fetcher, to resolve and open oci:// sources; the
-// cache goes to $DAXFS_CSI_OCI_DIR.
-func TestDefaultFetcherHandlesOCI(t *testing.T) {
+// Importing internal/oci registers nothing: source.Default refuses oci://.
+// A Fetcher given the handler (as cmd/daxfs-csi builds it from its flags)
+// resolves and opens oci:// sources; oci.Lazy makes its cache dir, the one
+// in its Options, on first use only.
+func TestFetcherHandlesOCIWhenGiven(t *testing.T) {
 	r := newRegistry(t)
 	src := r.push(t, "team/app", appImage(t))
 	dir := filepath.Join(t.TempDir(), "oci")
-	t.Setenv("DAXFS_CSI_OCI_DIR", dir)
 	t.Setenv("DOCKER_CONFIG", t.TempDir()) // anonymous
 	ctx := context.Background()
-	res, err := source.Resolve(ctx, src, "")
+	if _, err := source.Resolve(ctx, src, ""); !errors.Is(err, source.ErrUnsupported) {
+		t.Fatalf("source.Default resolved oci:// (something registered a handler): %v", err)
+	}
+	f := &source.Fetcher{Schemes: map[string]source.SchemeHandler{"oci": oci.Lazy(oci.Options{Dir: dir})}}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("oci.Lazy made %s before first use: %v", dir, err)
+	}
+	res, err := f.Resolve(ctx, src, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,9 +40,9 @@ func TestDefaultFetcherHandlesOCI(t *testing.T) {
 	}
 	e, err := want.Convert(ctx, src)
 	if err != nil || e.Digest != res.Digest || e.Size != res.Size {
-		t.Fatalf("default fetcher resolved %+v; a converter gives %+v, %v", res, e, err)
+		t.Fatalf("fetcher resolved %+v; a converter gives %+v, %v", res, e, err)
 	}
-	rc, n, err := source.Open(ctx, src)
+	rc, n, err := f.Open(ctx, src)
 	if err != nil || n != res.Size {
 		t.Fatalf("Open = %d, %v", n, err)
 	}
