@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	"k8s.io/klog/v2"
 
-	"github.com/daxfs-csi/daxfs-csi/internal/grpccode"
 	"github.com/daxfs-csi/daxfs-csi/internal/source"
 	"github.com/daxfs-csi/daxfs-csi/internal/topology"
 	"github.com/daxfs-csi/daxfs-csi/internal/volume"
@@ -138,110 +137,6 @@ func roundUp(n, align int64) int64 {
 	return (n + align - 1) / align * align
 }
 
-func (s *controllerServer) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
-	name := req.GetName()
-	if name == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume name is required")
-	}
-	if err := checkCaps(req.GetVolumeCapabilities()); err != nil {
-		return nil, err
-	}
-	if req.GetVolumeContentSource() != nil {
-		return nil, status.Error(codes.InvalidArgument, "volume content sources are not supported: the content is the image")
-	}
-	if len(req.GetMutableParameters()) > 0 {
-		return nil, status.Error(codes.InvalidArgument, "mutable parameters are not supported")
-	}
-	a, err := parseParams(req.GetParameters())
-	if err != nil {
-		return nil, err
-	}
-	if p := capsProblem(req.GetVolumeCapabilities(), a.Writable); p != "" {
-		return nil, status.Error(codes.InvalidArgument, p)
-	}
-	reqBytes, limBytes := req.GetCapacityRange().GetRequiredBytes(), req.GetCapacityRange().GetLimitBytes()
-	if reqBytes < 0 || limBytes < 0 || (limBytes > 0 && reqBytes > limBytes) {
-		return nil, status.Errorf(codes.InvalidArgument, "capacity range: required %d, limit %d", reqBytes, limBytes)
-	}
-	params := a.Context()
-
-	// Same name: the same request again gets the same volume.
-	if e, ok := s.journal.get(name); ok {
-		return s.existing(e, params, reqBytes, limBytes)
-	}
-
-	if err := s.allow.Check(a.Image); err != nil {
-		return nil, err
-	}
-	space, err := s.space()
-	if err != nil {
-		return nil, err
-	}
-	if ar := req.GetAccessibilityRequirements(); s.opts.Cluster == nil && len(ar.GetRequisite()) > 0 {
-		ok := false
-		for _, t := range ar.GetRequisite() {
-			ok = ok || s.reachable(t, space)
-		}
-		if !ok {
-			return nil, status.Errorf(codes.ResourceExhausted,
-				"requisite topology excludes this node's pool (%s=%s, %s=%s)", topology.NodeKey, s.opts.NodeID, topology.PoolKey, space.ID)
-		}
-	}
-
-	// oci:// pulls read the volume's pullSecret reference from ctx.
-	res, err := s.opts.Resolve(source.WithPullSecret(ctx, a.PullSecret), a.Image, a.Digest)
-	if err != nil {
-		return nil, status.Errorf(grpccode.Of(err), "resolve image %s: %v", a.Image, err)
-	}
-	if err := checkImageFile(a.Image, res.Size); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "image %s: %v", a.Image, err)
-	}
-	var topology []map[string]string
-	if s.opts.Cluster != nil {
-		if space.Align, err = s.opts.Cluster.Align(ctx); err != nil {
-			return nil, status.Errorf(codes.Unavailable, "cluster pools: %v", err)
-		}
-	}
-	need := roundUp(res.Size, space.Align)
-	if limBytes > 0 && need > limBytes {
-		return nil, status.Errorf(codes.OutOfRange,
-			"image %s needs %d bytes of device memory (%d rounded to the pool align %d), above the limit %d",
-			a.Image, need, res.Size, space.Align, limBytes)
-	}
-	if s.opts.Cluster != nil {
-		if topology, err = s.clusterTopology(ctx, req.GetAccessibilityRequirements().GetRequisite(), res.Digest, need); err != nil {
-			return nil, err
-		}
-	} else if _, staged := s.opts.Pool.Staged(res.Digest); !staged && need > space.Size {
-		return nil, status.Errorf(codes.ResourceExhausted, "image %s needs %d bytes, the pool holds %d", a.Image, need, space.Size)
-	}
-
-	resolved := a
-	resolved.Digest = res.Digest
-	e := &journalEntry{
-		Name:      name,
-		ID:        volume.VolumeID(name, resolved, res.Digest),
-		Params:    params,
-		Context:   resolved.Context(),
-		Digest:    res.Digest,
-		ImageSize: res.Size,
-		Capacity:  max(reqBytes, need),
-		Created:   time.Now().UTC(),
-		Topology:  topology,
-	}
-	got, err := s.journal.add(e)
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "record volume %s: %v", name, err)
-	}
-	if got != e { // a concurrent create of the same name won
-		return s.existing(got, params, reqBytes, limBytes)
-	}
-	klog.InfoS("Created volume", "name", name, "volumeID", e.ID, "image", a.Image, "digest", e.Digest, "capacity", e.Capacity)
-	return &csi.CreateVolumeResponse{Volume: s.csiVolume(e, space)}, nil
-}
-
-// existing answers a repeated CreateVolume: same parameters and a
-// capacity range the volume satisfies → the volume; else AlreadyExists.
 func (s *controllerServer) existing(e *journalEntry, params map[string]string, reqBytes, limBytes int64) (*csi.CreateVolumeResponse, error) {
 	if !maps.Equal(e.Params, params) {
 		return nil, status.Errorf(codes.AlreadyExists, "volume %q exists with other parameters (%v)", e.Name, e.Params)
