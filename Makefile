@@ -19,7 +19,7 @@ RACE_PKGS  := ./pkg/nodeserver/... ./pkg/daxdev/... ./internal/oci/... ./interna
 # once. Exported, so `make lint STATICCHECK_VERSION=v0.7.0` reaches it.
 export STATICCHECK_VERSION := $(shell . ./hack/versions.sh && echo $$STATICCHECK_VERSION)
 
-.PHONY: build run test unit fuzz e2e-qemu e2e-kube sanity vet lint bench image chart-test
+.PHONY: build run test verify generate unit fuzz e2e-qemu e2e-kube sanity vet lint bench image chart-test
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/daxfs-csi
@@ -36,7 +36,18 @@ run: build
 		--state-dir $(RUN_DIR)/state --allow-source file://$(IMAGES)/ \
 		--metrics-address 127.0.0.1:9808
 
-test: vet lint chart-test unit fuzz sanity e2e-qemu e2e-kube
+test: verify vet lint chart-test unit fuzz sanity e2e-qemu e2e-kube
+
+# Deepcopy code and CRDs (deploy/crds and the chart's copy) from pkg/apis,
+# with controller-gen at the version in hack/versions.sh.
+generate:
+	bash hack/generate.sh
+
+# Fails when the generated files differ from what `make generate` writes
+# (checked in a scratch copy: the tree is never modified) or a tool version
+# written outside hack/versions.sh is not the pinned one.
+verify:
+	bash hack/verify.sh
 
 vet:
 	$(GO) vet ./...

@@ -5,7 +5,8 @@
 #
 #   hack/tools.sh staticcheck   ->  ~/.cache/daxfs-csi/tools/staticcheck-v0.8.2/staticcheck
 #
-# Tools: staticcheck, csi-sanity, helm. A cached binary is never rebuilt.
+# Tools: staticcheck, csi-sanity, helm, controller-gen. A cached binary is
+# never rebuilt.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/versions.sh
@@ -19,7 +20,8 @@ for name in "$@"; do
 	staticcheck) pkg=honnef.co/go/tools/cmd/staticcheck version=$STATICCHECK_VERSION ;;
 	csi-sanity) pkg=github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity version=$CSI_TEST_VERSION ;;
 	helm) pkg=helm.sh/helm/v3/cmd/helm version=$HELM_VERSION ;;
-	*) log "unknown tool $name (want staticcheck, csi-sanity or helm)"; exit 2 ;;
+	controller-gen) pkg=sigs.k8s.io/controller-tools/cmd/controller-gen version=$CONTROLLER_TOOLS_VERSION ;;
+	*) log "unknown tool $name (want staticcheck, csi-sanity, helm or controller-gen)"; exit 2 ;;
 	esac
 	dir="$CACHE_ROOT/tools/$name-$version"
 	if [[ ! -x "$dir/$name" ]]; then
