@@ -75,9 +75,9 @@ type serveConfig struct {
 	pullSecretsFromAPI bool
 }
 
-// parseServeFlags reads the flags; the names are the acceptance contract.
-func parseServeFlags(args []string) (*serveConfig, error) {
-	c := &serveConfig{}
+// serveFlags defines serve's flags into c; the names are the acceptance
+// contract. It returns the flag set and the raw --max-image-size.
+func (c *serveConfig) serveFlags() (*flag.FlagSet, *string) {
 	host, _ := os.Hostname()
 	fs := flag.NewFlagSet("daxfs-csi serve", flag.ContinueOnError)
 	fs.SetOutput(os.Stderr)
@@ -108,6 +108,13 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	fs.StringVar(&c.ociCacheDir, "oci-cache-dir", "", "where converted oci:// images are cached (default <state-dir>/oci)")
 	fs.StringVar(&c.pullSecretDir, "pull-secret-dir", "", "mounted kubernetes.io/dockerconfigjson secrets, as NAME/.dockerconfigjson, for bare pullSecret names; empty: none")
 	fs.BoolVar(&c.pullSecretsFromAPI, "pull-secrets-from-api", false, "per-node mode: read NAMESPACE/NAME pull secrets through the Kubernetes API with the in-cluster config (cluster mode always does)")
+	return fs, maxImageSize
+}
+
+// parseServeFlags reads the flags and checks them.
+func parseServeFlags(args []string) (*serveConfig, error) {
+	c := &serveConfig{}
+	fs, maxImageSize := c.serveFlags()
 	klog.InitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
@@ -115,46 +122,54 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	fs.Visit(func(f *flag.Flag) {
 		c.poolSet = c.poolSet || f.Name == "pool"
 	})
+	if err := c.check(fs, *maxImageSize); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// check refuses bad flag values with a usage error and parses the sizes.
+func (c *serveConfig) check(fs *flag.FlagSet, maxImageSize string) error {
 	if _, err := ociCacheBytes(c.ociCacheSize); err != nil {
-		return nil, usageError{err.Error()}
+		return usageError{err.Error()}
 	}
 	if fs.NArg() > 0 {
-		return nil, usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
 	if _, err := driver.ParseMode(c.mode); err != nil {
-		return nil, usageError{"--mode: " + err.Error()}
+		return usageError{"--mode: " + err.Error()}
 	}
 	if _, err := driver.ParseEndpoint(c.endpoint); err != nil {
-		return nil, usageError{"--endpoint: " + err.Error()}
+		return usageError{"--endpoint: " + err.Error()}
 	}
 	if c.nodeID == "" {
-		return nil, usageError{"--node-id is required (the hostname is unknown)"}
+		return usageError{"--node-id is required (the hostname is unknown)"}
 	}
 	if _, err := daxdev.ParseSpec(c.pool); err != nil {
-		return nil, usageError{"--pool: " + err.Error()}
+		return usageError{"--pool: " + err.Error()}
 	}
 	if _, err := daxdev.ParseSize(c.poolSize); err != nil {
-		return nil, usageError{"--pool-size: " + err.Error()}
+		return usageError{"--pool-size: " + err.Error()}
 	}
 	if err := c.poolTuning.apply(&daxdev.PoolOptions{}, ""); err != nil {
-		return nil, err
+		return err
 	}
 	switch volume.MountMode(c.mountMode) {
 	case volume.MountAuto, volume.MountKernel, volume.MountFUSE:
 	default:
-		return nil, usageError{fmt.Sprintf("--mount-mode %q: want auto, kernel or fuse", c.mountMode)}
+		return usageError{fmt.Sprintf("--mount-mode %q: want auto, kernel or fuse", c.mountMode)}
 	}
 	var err error
-	if c.maxImageSize, err = daxdev.ParseSize(*maxImageSize); err != nil {
-		return nil, usageError{"--max-image-size: " + err.Error()}
+	if c.maxImageSize, err = daxdev.ParseSize(maxImageSize); err != nil {
+		return usageError{"--max-image-size: " + err.Error()}
 	}
 	if c.maxVolumes < 0 {
-		return nil, usageError{"--max-volumes must not be negative"}
+		return usageError{"--max-volumes must not be negative"}
 	}
 	if len(c.allowSources) == 0 {
 		klog.InfoS("No --allow-source given: every image source will be refused")
 	}
-	return c, nil
+	return nil
 }
 
 // serve runs the pipeline's parts in order: the cluster connection, the
