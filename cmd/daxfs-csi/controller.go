@@ -18,7 +18,9 @@ func init() {
 	register("controller", "run the cluster controller: place DaxImages onto DaxNode pools", runController)
 }
 
-func runController(args []string) error {
+// parseControllerFlags reads the controller's flags; its Resolver fetches
+// oci:// DaxImages through a converter configured by them alone.
+func parseControllerFlags(args []string) (controller.Options, string, error) {
 	fs := flag.NewFlagSet("daxfs-csi controller", flag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file; empty: in-cluster config")
 	o := controller.Options{}
@@ -33,17 +35,25 @@ func runController(args []string) error {
 	ociSize := fs.String("oci-cache-size", "0", "cap on --oci-cache-dir (Ki/Mi/Gi/Ti); 0: no cap")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return o, "", err
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected arguments: %v", fs.Args())}
+		return o, "", usageError{fmt.Sprintf("unexpected arguments: %v", fs.Args())}
 	}
 	maxBytes, err := ociCacheBytes(*ociSize)
 	if err != nil {
-		return usageError{err.Error()}
+		return o, "", usageError{err.Error()}
 	}
 	o.Resolver = controller.SourceResolver{Fetcher: fetcherWith(oci.Lazy(oci.Options{Dir: *ociDir, MaxBytes: maxBytes}))}
-	cfg, err := restConfig(*kubeconfig)
+	return o, *kubeconfig, nil
+}
+
+func runController(args []string) error {
+	o, kubeconfig, err := parseControllerFlags(args)
+	if err != nil {
+		return err
+	}
+	cfg, err := restConfig(kubeconfig)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/daxfs-csi/daxfs-csi/internal/oci"
+	daxv1 "github.com/daxfs-csi/daxfs-csi/pkg/apis/daxfs/v1alpha1"
 )
 
 // pushTinyImage serves a one-layer image from an in-process registry on
@@ -150,5 +151,31 @@ func TestServeOCIFlags(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(dir, "secret-dir", "oci", "*.daxfs")); len(m) != 0 {
 		t.Errorf("converted images in <state-dir>/oci despite --oci-cache-dir: %v", m)
+	}
+}
+
+// The placement controller resolves an oci:// DaxImage through the
+// converter its flags configure, made on the first such image.
+func TestControllerOCIFlags(t *testing.T) {
+	src := pushTinyImage(t)
+	cache := filepath.Join(t.TempDir(), "oci")
+	o, _, err := parseControllerFlags([]string{"--oci-cache-dir", cache, "--oci-cache-size", "1Gi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cache); !os.IsNotExist(err) {
+		t.Fatalf("cache dir made before any oci:// image: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d, size, err := o.Resolver.Resolve(ctx, daxv1.ImageSource{Image: src})
+	if err != nil || !strings.HasPrefix(d, "sha256:") || size <= 0 {
+		t.Fatalf("Resolve %s = %s, %d, %v", src, d, size, err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(cache, "*.daxfs")); len(m) != 1 {
+		t.Errorf("converted images in --oci-cache-dir: %v, want one", m)
+	}
+	if _, _, err := parseControllerFlags([]string{"--oci-cache-size", "huge"}); err == nil || !strings.Contains(err.Error(), "--oci-cache-size") {
+		t.Errorf("--oci-cache-size huge: %v", err)
 	}
 }
