@@ -3,7 +3,7 @@
 # hack/versions.sh, into a cache dir keyed by version, and prints the path of
 # each binary asked for, one a line:
 #
-#   hack/tools.sh staticcheck   ->  ~/.cache/daxfs-csi/tools/staticcheck-v0.8.2/staticcheck
+#   hack/tools.sh staticcheck   ->  ~/.cache/daxfs-csi/tools/staticcheck-$STATICCHECK_VERSION/staticcheck
 #
 # Tools: staticcheck, csi-sanity, helm, controller-gen. A cached binary is
 # never rebuilt.
