@@ -59,10 +59,10 @@ func (s *NodeServer) mountImage(ctx context.Context, im *state.Image, mode volum
 			im.Digest, choice.Message))
 	}
 	if choice.Backend == backendFUSE {
-		var pid int
-		pid, err = s.fuse.start(im.Digest, dir, filepath.Join(s.store.ImageDir(im.Digest), "fuse.log"))
+		var srv fuseServer
+		srv, err = s.fuse.start(im.Digest, dir, filepath.Join(s.store.ImageDir(im.Digest), "fuse.log"))
 		s.mu.Lock()
-		im.PID = pid
+		im.PID, im.FuseHost = srv.PID, srv.Handle
 		s.mu.Unlock()
 	}
 	if err != nil {
@@ -100,13 +100,13 @@ func (s *NodeServer) unmountImage(im *state.Image) error {
 	} else {
 		// FUSE, or unknown after a crash mid-mount: stopFuse also detaches
 		// a mount whose server is dead.
-		err = stopFuse(im.PID, im.Digest, dir)
+		err = s.fuse.stop(fuseServer{PID: im.PID, Handle: im.FuseHost}, im.Digest, dir)
 	}
 	if err != nil {
 		return fmt.Errorf("unmount image %s: %w", im.Digest, err)
 	}
 	s.mu.Lock()
-	im.Backend, im.PID, im.Reason, im.ReasonMessage = "", 0, "", ""
+	im.Backend, im.PID, im.FuseHost, im.Reason, im.ReasonMessage = "", 0, "", "", ""
 	s.mu.Unlock()
 	return s.store.SaveImage(im)
 }

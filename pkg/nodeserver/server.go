@@ -173,7 +173,8 @@ func New(opts Options) (*NodeServer, error) {
 		volumes:   map[string]*state.Volume{},
 	}
 	if opts.FuseHostSocket != "" {
-		s.fuse.launcher = hostLauncher{client: fusehost.Client{Socket: opts.FuseHostSocket}}
+		host := fusehost.Client{Socket: opts.FuseHostSocket}
+		s.fuse.launcher, s.fuse.host = hostLauncher{client: host}, &host
 	}
 	if err := s.recover(context.Background()); err != nil {
 		return nil, fmt.Errorf("nodeserver: recover state: %w", err)
