@@ -50,6 +50,7 @@ func (s *Server) serve(src Source, mountpoint string, debug bool) (string, error
 	if err != nil {
 		return "", err
 	}
+	opened := time.Now()
 	srv, err := o.Mount(mountpoint, debug)
 	if err != nil {
 		o.Close()
@@ -62,7 +63,7 @@ func (s *Server) serve(src Source, mountpoint string, debug bool) (string, error
 	s.hosted[handle] = h
 	s.mu.Unlock()
 	klog.InfoS("Serving image", "handle", handle, "image", o.Name, "mountpoint", mountpoint, "fs", o.FSName,
-		"bytes", o.Bytes, "duration", time.Since(start))
+		"bytes", o.Bytes, "duration", time.Since(start), "validate", opened.Sub(start), "mount", time.Since(opened))
 	go s.waitHosted(handle, h)
 	return handle, nil
 }
