@@ -90,7 +90,7 @@ func TestFuseHostWithoutServeOpLaunches(t *testing.T) {
 	e := newEnv(t, 64<<20, nil)
 	e.ns.Shutdown()
 	realSock := e.path("fh.sock")
-	startFuseHost(t, realSock, e.path("fuse-host.log"))
+	host := startFuseHost(t, realSock, e.path("fuse-host.log"))
 	e.opts.FuseHostSocket = oldFuseHost(t, e.path("old-fh.sock"), realSock)
 	e.ns = e.newServer()
 	uri, digest := e.addImage("tree1.static.daxfs", "tree1.daxfs")
@@ -100,6 +100,9 @@ func TestFuseHostWithoutServeOpLaunches(t *testing.T) {
 	im := e.ns.images[digest]
 	if pids := fuseServePIDs(e.root); len(pids) != 1 || im.PID != pids[0] || im.FuseHost != "" {
 		t.Fatalf("fuse-serve %v, record pid %d handle %q; want one launched fuse-serve in the record", pids, im.PID, im.FuseHost)
+	}
+	if pp := parentPID(im.PID); pp != host.Process.Pid {
+		t.Errorf("fuse-serve %d has parent %d, want fuse-host %d", im.PID, pp, host.Process.Pid)
 	}
 	must(t, e.unpublish("inline-old", target))
 	if pids := fuseServePIDs(e.root); len(pids) != 0 {
