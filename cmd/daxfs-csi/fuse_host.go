@@ -14,17 +14,18 @@ import (
 )
 
 func init() {
-	register("fuse-host", "launch and reap fuse-serve processes for the node plugin (sidecar container)", fuseHost)
+	register("fuse-host", "serve the node plugin's FUSE image mounts so they outlive its restarts (sidecar container)", fuseHost)
 }
 
 // fuseHost serves until SIGTERM/SIGINT, then stops accepting and exits,
-// leaving its fuse-serve children running. In a pod, restarting this
-// container still kills them (they share its cgroup): mounts served
-// through FUSE go down until the plugin's health watch remounts them.
+// leaving launched fuse-serve children running; the mounts it serves
+// itself end with it. In a pod, restarting this container kills the
+// children too (they share its cgroup): mounts served through FUSE go down
+// until the plugin's health watch remounts them.
 func fuseHost(args []string) error {
 	fs := flag.NewFlagSet("daxfs-csi fuse-host", flag.ContinueOnError)
 	fs.SetOutput(os.Stderr)
-	socket := fs.String("socket", "/run/daxfs-csi/fuse-host.sock", "unix socket the node plugin sends launch requests to (mode 0600)")
+	socket := fs.String("socket", "/run/daxfs-csi/fuse-host.sock", "unix socket the node plugin sends serve and launch requests to (mode 0600)")
 	allow := fs.String("allow-binary", "", "the only binary whose fuse-serve may be launched (default: this executable)")
 	klog.InitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {

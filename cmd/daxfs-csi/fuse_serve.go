@@ -9,8 +9,8 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/daxfs-csi/daxfs-csi/internal/fusefs"
-	"github.com/daxfs-csi/daxfs-csi/pkg/image"
+	"github.com/daxfs-csi/daxfs-csi/internal/fusehost"
+	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
 )
 
 func init() {
@@ -18,8 +18,9 @@ func init() {
 }
 
 type fuseServeFlags struct {
-	mountpoint, pool, offset, digest, image string
-	debug                                   bool
+	mountpoint string
+	src        fusehost.Source
+	debug      bool
 }
 
 func parseFuseServe(args []string) (fuseServeFlags, error) {
@@ -27,10 +28,10 @@ func parseFuseServe(args []string) (fuseServeFlags, error) {
 	fs := flag.NewFlagSet("daxfs-csi fuse-serve", flag.ContinueOnError)
 	fs.SetOutput(os.Stderr)
 	fs.StringVar(&f.mountpoint, "mountpoint", "", "directory to mount the image on (required)")
-	fs.StringVar(&f.pool, "pool", "", "pool spec holding the staged image (with --digest)")
-	fs.StringVar(&f.offset, "offset", "0", "memfile pools only: where the pool starts in the file")
-	fs.StringVar(&f.digest, "digest", "", "sha256:<hex> of the staged image")
-	fs.StringVar(&f.image, "image", "", "serve this image file instead of a pool extent (benchmarks, debugging)")
+	fs.StringVar(&f.src.Pool, "pool", "", "pool spec holding the staged image (with --digest)")
+	fs.StringVar(&f.src.Offset, "offset", "0", "memfile pools only: where the pool starts in the file")
+	fs.StringVar(&f.src.Digest, "digest", "", "sha256:<hex> of the staged image")
+	fs.StringVar(&f.src.Image, "image", "", "serve this image file instead of a pool extent (benchmarks, debugging)")
 	fs.BoolVar(&f.debug, "debug", false, "log every FUSE request")
 	klog.InitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -41,13 +42,12 @@ func parseFuseServe(args []string) (fuseServeFlags, error) {
 		return f, usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	case f.mountpoint == "":
 		return f, usageError{"--mountpoint DIR is required"}
-	case (f.pool == "") == (f.image == ""):
-		return f, usageError{"give exactly one of --pool SPEC --digest sha256:HEX, or --image FILE"}
-	case f.pool != "" && f.digest == "":
-		return f, usageError{"--pool needs --digest sha256:HEX"}
 	}
-	if f.digest != "" && !validDigest(f.digest) {
-		return f, usageError{fmt.Sprintf("--digest %q is not sha256:<64 lowercase hex>", f.digest)}
+	if err := f.src.Check(); err != nil {
+		return f, usageError{fmt.Sprintf("%v (--pool SPEC --digest sha256:HEX, or --image FILE)", err)}
+	}
+	if _, err := daxdev.ParseSize(f.src.Offset); err != nil {
+		return f, usageError{"--offset: " + err.Error()}
 	}
 	return f, nil
 }
@@ -69,37 +69,22 @@ func fuseServe(args []string) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 
-	src, err := openServeSource(f)
+	src, err := fusehost.Open(f.src)
 	if err != nil {
 		return err
 	}
-	defer src.close()
-	im, err := image.OpenBytes(src.data)
-	if err != nil {
-		return fmt.Errorf("image %s: %w", src.name, err)
-	}
-	// FUSE never exposes the bytes after a file's size, so their zero
-	// padding is not checked here: that would read every file's last page.
-	if err := im.ValidateMetadata(); err != nil {
-		return fmt.Errorf("image %s is corrupt, refusing to mount it: %w", src.name, err)
-	}
+	defer src.Close()
 	select {
 	case sig := <-sigs: // asked to stop while validating: never mount
 		klog.InfoS("Stopping before mounting", "signal", sig.String())
 		return nil
 	default:
 	}
-	// A server killed earlier leaves a dead mount that would fail ours.
-	if _, err := fusefs.CleanStale(f.mountpoint); err != nil {
-		return err
-	}
-	// NoSelfAccess: this process never opens files in the mount, so it
-	// sends itself no request a kill -9 could leave unanswered.
-	srv, err := fusefs.Mount(f.mountpoint, im, fusefs.Options{FSName: src.fsName, Debug: f.debug, NoSelfAccess: true})
+	srv, err := src.Mount(f.mountpoint, f.debug)
 	if err != nil {
 		return err
 	}
-	klog.InfoS("Serving image", "image", src.name, "mountpoint", f.mountpoint, "fs", src.fsName, "bytes", len(src.data))
+	klog.InfoS("Serving image", "image", src.Name, "mountpoint", f.mountpoint, "fs", src.FSName, "bytes", src.Bytes)
 	done := make(chan struct{})
 	go func() { srv.Wait(); close(done) }()
 	select {
@@ -113,17 +98,4 @@ func fuseServe(args []string) error {
 		<-done
 	}
 	return nil
-}
-
-func validDigest(d string) bool {
-	const prefix = "sha256:"
-	if len(d) != len(prefix)+64 || d[:len(prefix)] != prefix {
-		return false
-	}
-	for _, c := range d[len(prefix):] {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }

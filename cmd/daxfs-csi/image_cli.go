@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/fusehost"
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 )
 
@@ -80,16 +81,16 @@ type openedImage struct {
 
 // openImageFile maps path (zero copy, like fuse-serve) and opens it.
 func openImageFile(path string) (*openedImage, error) {
-	src, err := mapImageFile(path, "")
+	data, unmap, err := fusehost.MapFile(path)
 	if err != nil {
 		return nil, err
 	}
-	im, err := image.OpenBytes(src.data)
+	im, err := image.OpenBytes(data)
 	if err != nil {
-		src.close()
+		unmap()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &openedImage{Image: im, close: src.close}, nil
+	return &openedImage{Image: im, close: unmap}, nil
 }
 
 // typeName is the manifest's name for the file type in st_mode.

@@ -99,7 +99,7 @@ func (c *serveConfig) serveFlags() (*flag.FlagSet, *string) {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, wait this long for in-flight calls")
 	fs.StringVar(&c.registrationDir, "registration-dir", "", "serve kubelet plugin registration in this dir (the kubelet's plugins_registry), in place of node-driver-registrar; empty disables")
 	fs.StringVar(&c.kubeletRegPath, "kubelet-registration-path", "", "the CSI socket path as the kubelet sees it (default: the --endpoint path)")
-	fs.StringVar(&c.fuseHostSocket, "fuse-host-socket", "", "have the fuse-host sidecar (daxfs-csi fuse-host --socket) launch fuse-serve, so FUSE mounts outlive a restart of this container; empty: launch them ourselves")
+	fs.StringVar(&c.fuseHostSocket, "fuse-host-socket", "", "have the fuse-host sidecar (daxfs-csi fuse-host --socket) serve FUSE image mounts in its own process, so they outlive a restart of this container; empty: launch a fuse-serve process per image ourselves")
 	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "cluster mode with this kubeconfig: the controller answers topology and capacity from DaxNodes, the node keeps its DaxNode and pre-stages placed images")
 	fs.BoolVar(&c.cluster, "cluster", false, "cluster mode with the in-cluster config (or $KUBECONFIG); without it or --kubeconfig the server is per node")
 	fs.DurationVar(&c.heartbeatTTL, "heartbeat-ttl", 0, "cluster mode: a DaxNode whose heartbeat is older counts for no capacity (default: the controller's)")

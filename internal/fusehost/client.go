@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -31,6 +32,35 @@ func (c Client) Launch(ctx context.Context, argv []string, logPath string) (int,
 	return r.PID, nil
 }
 
+// Serve asks fuse-host to mount src at mountpoint and serve it in its own
+// process; it returns once the mount answers.
+func (c Client) Serve(ctx context.Context, src Source, mountpoint string) (string, error) {
+	r, err := c.call(ctx, request{Op: "serve", Source: src, Mountpoint: mountpoint})
+	if err != nil {
+		return "", err
+	}
+	if r.Handle == "" {
+		return "", fmt.Errorf("fuse-host %s: serve returned no handle", c.Socket)
+	}
+	return r.Handle, nil
+}
+
+// Stop unmounts the image served under handle and waits until fuse-host
+// released it; nil also when fuse-host does not know the handle.
+func (c Client) Stop(ctx context.Context, handle string) error {
+	_, err := c.call(ctx, request{Op: "stop", Handle: handle})
+	return err
+}
+
+// HandleStatus reports on an image this fuse-host serves.
+func (c Client) HandleStatus(ctx context.Context, handle string) (Status, error) {
+	r, err := c.call(ctx, request{Op: "status", Handle: handle})
+	if err != nil {
+		return Status{}, err
+	}
+	return Status{Handle: handle, Known: r.Handle == handle, Alive: r.Alive, Exit: r.Exit}, nil
+}
+
 // Status reports on a process this fuse-host launched.
 func (c Client) Status(ctx context.Context, pid int) (Status, error) {
 	r, err := c.call(ctx, request{Op: "status", PID: pid})
@@ -44,6 +74,17 @@ func (c Client) Status(ctx context.Context, pid int) (Status, error) {
 func (c Client) List(ctx context.Context) ([]int, error) {
 	r, err := c.call(ctx, request{Op: "list"})
 	return r.PIDs, err
+}
+
+// Served returns the handles of the images still served.
+func (c Client) Served(ctx context.Context) ([]string, error) {
+	r, err := c.call(ctx, request{Op: "list"})
+	return r.Handles, err
+}
+
+// IsUnknownOp reports an error from a fuse-host that predates op.
+func IsUnknownOp(err error, op string) bool {
+	return err != nil && strings.Contains(err.Error(), fmt.Sprintf("unknown op %q", op))
 }
 
 func (c Client) call(ctx context.Context, req request) (response, error) {

@@ -34,6 +34,11 @@ type Server struct {
 	children map[int]*child
 	exited   []int // reaped pids, oldest first
 	wg       sync.WaitGroup
+
+	instance     string             // names this process in handles
+	seq          int                // last handle number
+	hosted       map[string]*hosted // images served in this process, by handle
+	endedHandles []string           // ended handles, oldest first
 }
 
 type child struct {
@@ -64,7 +69,8 @@ func Listen(socket, allowBinary string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fuse-host: listen %s: %w", socket, err)
 	}
-	return &Server{socket: socket, allow: allow, ln: ln, children: map[int]*child{}}, nil
+	return &Server{socket: socket, allow: allow, ln: ln, children: map[int]*child{},
+		instance: newInstance(), hosted: map[string]*hosted{}}, nil
 }
 
 // removeStale deletes a socket nobody answers on; anything else at the
@@ -91,7 +97,8 @@ func removeStale(socket string) error {
 }
 
 // Serve answers requests until ctx is done, then closes the socket. The
-// processes it launched keep running.
+// processes it launched keep running; the images it serves itself keep
+// being served until this process exits.
 func (s *Server) Serve(ctx context.Context) error {
 	klog.InfoS("fuse-host listening", "socket", s.socket, "allow", s.allow)
 	go func() {
@@ -103,7 +110,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		if err != nil {
 			s.wg.Wait()
 			if ctx.Err() != nil {
-				klog.InfoS("fuse-host stopped accepting; launched servers keep running", "running", len(s.running()))
+				klog.InfoS("fuse-host stopped accepting; launched servers keep running", "running", len(s.running()), "served", len(s.servedHandles()))
 				return nil
 			}
 			return fmt.Errorf("fuse-host: accept: %w", err)
@@ -145,7 +152,18 @@ func (s *Server) do(req request) (response, error) {
 	case "launch":
 		pid, err := s.launch(req.Argv, req.LogPath)
 		return response{PID: pid}, err
+	case "serve":
+		handle, err := s.serve(req.Source, req.Mountpoint, req.Debug)
+		return response{Handle: handle}, err
+	case "stop":
+		if req.Handle == "" {
+			return response{}, errors.New("stop needs a handle")
+		}
+		return response{}, s.stop(req.Handle)
 	case "status":
+		if req.Handle != "" {
+			return s.handleStatus(req.Handle), nil
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if c := s.children[req.PID]; c != nil {
@@ -153,7 +171,7 @@ func (s *Server) do(req request) (response, error) {
 		}
 		return response{}, nil
 	case "list":
-		return response{PIDs: s.running()}, nil
+		return response{PIDs: s.running(), Handles: s.servedHandles()}, nil
 	}
 	return response{}, fmt.Errorf("unknown op %q", req.Op)
 }

@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 		<-sig
 		os.Exit(0)
 	}
+	if len(os.Args) > 2 && os.Args[1] == "fuse-host-child" {
+		os.Exit(runHostChild(os.Args[2]))
+	}
 	os.Exit(m.Run())
 }
 

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/daxfs-csi/daxfs-csi/internal/fusehost"
 	"github.com/daxfs-csi/daxfs-csi/internal/volume"
 	"github.com/daxfs-csi/daxfs-csi/pkg/daxdev"
+	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
 
 	"github.com/daxfs-csi/daxfs-csi/internal/proc"
 	"github.com/daxfs-csi/daxfs-csi/internal/sharedtest"
@@ -31,10 +33,11 @@ import (
 // A container restart kills every process in the container's cgroup. The
 // plugin runs as a child process placed in a cgroup standing in for its
 // container; it publishes a volume, then the whole cgroup is SIGKILLed.
-// With the fuse-host sidecar (outside that cgroup) the FUSE server, open
-// files and fresh opens survive, and a restarted plugin unpublishes
-// cleanly. With the local launcher the server dies with the plugin: its
-// Setsid does not take it out of the cgroup.
+// With the fuse-host sidecar (outside that cgroup) serving the image in its
+// own process, open files and fresh opens keep working, the restarted
+// plugin recovers the mount as it is (same handle) and unpublishes
+// cleanly. With the local launcher the fuse-serve child dies with the
+// plugin: its Setsid does not take it out of the cgroup.
 func TestContainerRestartFuseHostKeepsMounts(t *testing.T) { containerRestart(t, true) }
 
 func TestContainerRestartLocalLauncherLosesMounts(t *testing.T) { containerRestart(t, false) }
@@ -54,11 +57,13 @@ func containerRestart(t *testing.T, withHost bool) {
 	e := newEnv(t, 64<<20, nil)
 	e.ns.Shutdown() // the plugin is the child below until the restart
 	var host *exec.Cmd
+	var hc fusehost.Client
 	if withHost {
 		e.opts.FuseHostSocket = e.path("fuse-host.sock")
 		host = startFuseHost(t, e.opts.FuseHostSocket, e.path("fuse-host.log"))
+		hc = fusehost.Client{Socket: e.opts.FuseHostSocket}
 	}
-	uri, _ := e.addImage("tree1.static.daxfs", "tree1.daxfs")
+	uri, digest := e.addImage("tree1.static.daxfs", "tree1.daxfs")
 	target := e.path("pods", "p", "vol")
 	const volID = "inline-restart"
 
@@ -67,19 +72,28 @@ func containerRestart(t *testing.T, withHost bool) {
 		AllowSources: e.opts.AllowSources, FuseServeCommand: e.opts.FuseServeCommand,
 		VolumeID: volID, URI: uri, Target: target})
 	servers := fuseServePIDs(e.root)
-	if len(servers) != 1 {
-		t.Fatalf("fuse-serve processes %v, want 1", servers)
-	}
-	server := servers[0]
+	var server int
+	var handle string
 	if withHost {
-		if pp := parentPID(server); pp != host.Process.Pid {
-			t.Fatalf("fuse-serve %d has parent %d, want fuse-host %d", server, pp, host.Process.Pid)
+		// Served inside fuse-host: no process of its own, a handle in the record.
+		handle = servedHandle(t, hc)
+		if len(servers) != 0 {
+			t.Fatalf("fuse-serve processes %v, want none: fuse-host serves the image itself", servers)
 		}
-		if cg.has(server) {
-			t.Fatalf("fuse-serve %d is in the plugin's cgroup", server)
+		if kids := childPIDs(host.Process.Pid); len(kids) != 0 {
+			t.Fatalf("fuse-host has children %v, want none", kids)
 		}
-	} else if !cg.has(server) {
-		t.Fatalf("fuse-serve %d is not in the plugin's cgroup %v", server, cg.pids())
+		if im := imageRecord(t, e.opts.StateDir, digest); im.FuseHost != handle || im.PID != 0 {
+			t.Fatalf("image record %+v, want fuseHost %s and no pid", im, handle)
+		}
+	} else {
+		if len(servers) != 1 {
+			t.Fatalf("fuse-serve processes %v, want 1", servers)
+		}
+		server = servers[0]
+		if !cg.has(server) {
+			t.Fatalf("fuse-serve %d is not in the plugin's cgroup %v", server, cg.pids())
+		}
 	}
 	// Nothing is read before the kill but the reader's first bytes: what
 	// comes after must come from the server, not the page cache.
@@ -96,11 +110,11 @@ func containerRestart(t *testing.T, withHost bool) {
 	if !slices.Contains(killed, plugin.Process.Pid) {
 		t.Fatalf("cgroup kill %v missed the plugin %d", killed, plugin.Process.Pid)
 	}
-	t.Logf("container restart killed %v (plugin %d, fuse-serve %d)", killed, plugin.Process.Pid, server)
+	t.Logf("container restart killed %v (plugin %d)", killed, plugin.Process.Pid)
 	rest, readErr := io.ReadAll(f)
 	if withHost {
-		if !proc.Alive(server) {
-			t.Fatalf("fuse-serve %d died with the plugin container", server)
+		if st, err := hc.HandleStatus(context.Background(), handle); err != nil || !st.Alive {
+			t.Fatalf("fuse-host status of %s after the plugin container kill: %+v %v", handle, st, err)
 		}
 		h := sha256.Sum256(append(head, rest...))
 		if readErr != nil || hex.EncodeToString(h[:]) != manifestSHA(t, "tree1.manifest.json", "/dir1/sub1/multi_mib.bin") {
@@ -120,8 +134,14 @@ func containerRestart(t *testing.T, withHost bool) {
 
 	e.ns = e.newServer() // the restarted plugin container
 	now := fuseServePIDs(e.root)
-	if withHost && !slices.Equal(now, []int{server}) {
-		t.Errorf("fuse-serve %v after the restart, want the untouched %d", now, server)
+	if withHost {
+		// Recovered as it was: the same served mount, nothing remounted.
+		if h := servedHandle(t, hc); h != handle || len(now) != 0 {
+			t.Errorf("after the restart: handle %s, fuse-serve %v; want the untouched %s and no process", h, now, handle)
+		}
+		if im := e.ns.images[digest]; im == nil || im.FuseHost != handle || im.Backend != backendFUSE {
+			t.Errorf("recovered image %+v, want fuse served by %s", im, handle)
+		}
 	}
 	if !withHost && (len(now) != 1 || now[0] == server) {
 		t.Errorf("fuse-serve %v after the restart, want one new server in place of %d", now, server)
@@ -139,12 +159,52 @@ func containerRestart(t *testing.T, withHost bool) {
 		t.Errorf("pool extents after the last unpublish: %+v", st.Extents)
 	}
 	if withHost {
-		// Stopped by SIGTERM (clean exit) and reaped by fuse-host.
-		st, err := fusehost.Client{Socket: e.opts.FuseHostSocket}.Status(context.Background(), server)
-		if err != nil || !st.Known || st.Alive || st.Exit != "exit status 0" {
-			t.Errorf("fuse-host status of %d: %+v %v; want reaped after a clean exit", server, st, err)
+		// Stopped through fuse-host, which keeps running.
+		st, err := hc.HandleStatus(context.Background(), handle)
+		if err != nil || !st.Known || st.Alive || st.Exit != "unmounted" {
+			t.Errorf("fuse-host status of %s: %+v %v; want ended by the unmount", handle, st, err)
+		}
+		if !proc.Alive(host.Process.Pid) {
+			t.Error("fuse-host died with the unpublish")
 		}
 	}
+}
+
+// servedHandle is the one image fuse-host serves.
+func servedHandle(t *testing.T, c fusehost.Client) string {
+	t.Helper()
+	hs, err := c.Served(context.Background())
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("fuse-host serves %v (%v), want one image", hs, err)
+	}
+	return hs[0]
+}
+
+// imageRecord reads digest's record from a state dir.
+func imageRecord(t *testing.T, stateDir, digest string) *state.Image {
+	t.Helper()
+	st, err := state.Open(stateDir)
+	must(t, err)
+	ims, _, err := st.Images()
+	must(t, err)
+	for _, im := range ims {
+		if im.Digest == digest {
+			return im
+		}
+	}
+	t.Fatalf("no record of %s in %s", digest, stateDir)
+	return nil
+}
+
+// childPIDs lists pid's child processes (forked by any of its threads).
+func childPIDs(pid int) []string {
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+	var kids []string
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		kids = append(kids, strings.Fields(string(b))...)
+	}
+	return kids
 }
 
 // startFuseHost runs `daxfs-csi fuse-host` in its own session, as its own

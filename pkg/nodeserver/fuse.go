@@ -13,14 +13,18 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/fusehost"
 	"github.com/daxfs-csi/daxfs-csi/internal/proc"
 )
 
-// A FUSE image mount is served by its own `daxfs-csi fuse-serve` process in
-// its own session: the /dev/fuse connection then outlives a plugin restart
-// (even kill -9), and pods' mounts keep working. With Options.FuseHostSocket
-// the fuse-host sidecar launches it, so it also outlives a restart of the
-// plugin's container (see launcher.go).
+// A FUSE image mount is served outside the plugin process, so the
+// /dev/fuse connection outlives a plugin restart (even kill -9) and pods'
+// mounts keep working. With Options.FuseHostSocket the fuse-host sidecar
+// serves it in its own long-running process (a goroutine set per image, no
+// exec: the cold mount costs the image's metadata, not a process start), so
+// it also outlives a restart of the plugin's container. Without it, each
+// image gets its own `daxfs-csi fuse-serve` child in its own session (see
+// launcher.go); so does a fuse-host that predates the serve op.
 
 const (
 	fuseStartTimeout = 30 * time.Second
@@ -28,17 +32,68 @@ const (
 	logTailBytes     = 2048
 )
 
-// fuseServe runs fuse-serve for one image.
+// fuseServe starts and stops the servers of FUSE image mounts.
 type fuseServe struct {
 	argv     []string // prefix, e.g. [/usr/bin/daxfs-csi]
 	poolSpec string
 	launcher launcher
+	host     *fusehost.Client // serves images itself when set
 }
 
-// start launches the server for digest at dir and waits until dir is a fuse
-// mount. It returns the server's pid. When the process exits first, the
-// error carries the tail of its log.
-func (f fuseServe) start(digest, dir, logPath string) (int, error) {
+// fuseServer is what serves one FUSE image mount: a fuse-serve process
+// (PID) or an image fuse-host serves itself (Handle).
+type fuseServer struct {
+	PID    int
+	Handle string
+}
+
+// start has digest served at dir and waits until dir is a fuse mount that
+// answers. When the server fails first, the error says why (fuse-host's
+// reply, or the tail of fuse-serve's log).
+func (f fuseServe) start(digest, dir, logPath string) (fuseServer, error) {
+	// Whatever is mounted at dir now is a dead server's: it would pass the
+	// readiness check below for a server that never mounts.
+	if err := unmountAll(dir); err != nil {
+		return fuseServer{}, fmt.Errorf("clear stale mount at %s: %w", dir, err)
+	}
+	if f.host != nil {
+		handle, err := f.startHosted(digest, dir)
+		if !fusehost.IsUnknownOp(err, "serve") {
+			return fuseServer{Handle: handle}, err
+		}
+		klog.InfoS("fuse-host predates the serve op; launching fuse-serve through it", "digest", digest)
+	}
+	pid, err := f.launchServe(digest, dir, logPath)
+	return fuseServer{PID: pid}, err
+}
+
+// startHosted asks fuse-host to serve digest at dir. The mount answers when
+// fuse-host replies; the check below also covers its propagation to us.
+func (f fuseServe) startHosted(digest, dir string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), fuseStartTimeout)
+	defer cancel()
+	handle, err := f.host.Serve(ctx, fusehost.Source{Pool: f.poolSpec, Digest: digest}, dir)
+	if err != nil {
+		return "", err
+	}
+	deadline := time.Now().Add(fuseStopTimeout)
+	for {
+		mi, err := mountAt(dir)
+		if err == nil && mi != nil && hasFsType(mi.FsType, []string{"fuse"}) && fuseAnswers(dir, time.Until(deadline)) {
+			klog.V(2).InfoS("fuse-host serves image", "digest", digest, "handle", handle, "mountpoint", dir)
+			return handle, nil
+		}
+		if time.Now().After(deadline) {
+			f.stopHosted(handle)
+			unmountAll(dir)
+			return "", fmt.Errorf("fuse-host served %s as %s, but %s does not answer here within %v", digest, handle, dir, fuseStopTimeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// launchServe runs a fuse-serve process for digest and returns its pid.
+func (f fuseServe) launchServe(digest, dir, logPath string) (int, error) {
 	if len(f.argv) == 0 {
 		return 0, errors.New("fuse-serve: no command configured")
 	}
@@ -49,11 +104,6 @@ func (f fuseServe) start(digest, dir, logPath string) (int, error) {
 	l := f.launcher
 	if l == nil {
 		l = localLauncher{}
-	}
-	// Whatever is mounted at dir now is a dead server's: it would pass the
-	// readiness check below for a server that never mounts.
-	if err := unmountAll(dir); err != nil {
-		return 0, fmt.Errorf("clear stale mount at %s: %w", dir, err)
 	}
 	pid, exited, err := l.launch(ctx, argv, logPath)
 	if err != nil {
@@ -83,7 +133,29 @@ func (f fuseServe) start(digest, dir, logPath string) (int, error) {
 	}
 }
 
-// stop ends the server of dir: SIGTERM (it unmounts and exits), then SIGKILL
+// stop ends the server of dir and detaches whatever is left there.
+func (f fuseServe) stop(srv fuseServer, digest, dir string) error {
+	if srv.Handle != "" {
+		f.stopHosted(srv.Handle)
+	}
+	return stopFuse(srv.PID, digest, dir)
+}
+
+// stopHosted has fuse-host unmount an image it serves. Failing that
+// (fuse-host gone, and its mounts with it), the caller's unmount of dir
+// ends the mount all the same.
+func (f fuseServe) stopHosted(handle string) {
+	if f.host == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fuseStopTimeout+5*time.Second)
+	defer cancel()
+	if err := f.host.Stop(ctx, handle); err != nil {
+		klog.ErrorS(err, "fuse-host stop; detaching the mount instead", "handle", handle)
+	}
+}
+
+// stopFuse ends the server of dir: SIGTERM (it unmounts and exits), then SIGKILL
 // and a lazy unmount when it does not. pid 0 or a pid that is no longer our
 // server (reused after a reboot) only unmounts.
 func stopFuse(pid int, digest, dir string) error {

@@ -221,8 +221,9 @@ func TestFuseStartOverDeadMount(t *testing.T) {
 		t.Fatal("a killed server's mount still answers statfs")
 	}
 
-	pid, err := e.ns.fuse.start(dg, dir, filepath.Join(e.ns.store.ImageDir(dg), "fuse.log"))
+	srv, err := e.ns.fuse.start(dg, dir, filepath.Join(e.ns.store.ImageDir(dg), "fuse.log"))
 	must(t, err)
+	pid := srv.PID
 	t.Cleanup(func() { stopFuse(pid, dg, dir) })
 	if !proc.Alive(pid) || !isFuseServe(pid, dg) {
 		t.Fatalf("start returned pid %d, which is not a live fuse-serve for %s", pid, dg)

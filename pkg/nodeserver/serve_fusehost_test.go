@@ -13,11 +13,14 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+
+	"github.com/daxfs-csi/daxfs-csi/internal/fusehost"
 )
 
 // The deployed shape: `daxfs-csi serve --mode node --fuse-host-socket`
-// in a cgroup (its container), `daxfs-csi fuse-host` outside it. Killing the
-// whole cgroup leaves pods reading; the restarted serve unpublishes.
+// in a cgroup (its container), `daxfs-csi fuse-host` outside it, serving the
+// image itself. Killing the whole cgroup leaves pods reading; the restarted
+// serve finds the same served mount and unpublishes.
 func TestServeContainerRestartWithFuseHost(t *testing.T) {
 	cg := newCgroup(t)
 	root := t.TempDir()
@@ -44,9 +47,10 @@ func TestServeContainerRestartWithFuseHost(t *testing.T) {
 	plugin := start()
 	_, err := waitReady(ctx, client(), pub)
 	must(t, err)
-	servers := fuseServePIDs(root)
-	if len(servers) != 1 || cg.has(servers[0]) {
-		t.Fatalf("fuse-serve %v, want one outside the plugin's cgroup %v", servers, cg.pids())
+	hc := fusehost.Client{Socket: hostSock}
+	handle := servedHandle(t, hc) // served inside fuse-host, outside the plugin's cgroup
+	if p := fuseServePIDs(root); len(p) != 0 {
+		t.Fatalf("fuse-serve %v, want none: fuse-host serves the image itself", p)
 	}
 	f, err := os.Open(filepath.Join(target, "dir1", "sub1", "multi_mib.bin"))
 	must(t, err)
@@ -70,8 +74,8 @@ func TestServeContainerRestartWithFuseHost(t *testing.T) {
 	c := client()
 	_, err = waitReady(ctx, c, pub)
 	must(t, err)
-	if p := fuseServePIDs(root); !slices.Equal(p, servers) {
-		t.Errorf("fuse-serve %v after the restart, want the untouched %v", p, servers)
+	if h := servedHandle(t, hc); h != handle {
+		t.Errorf("fuse-host serves %s after the restart, want the untouched %s", h, handle)
 	}
 	f.Close()
 	_, err = c.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: "inline-serve", TargetPath: target})
@@ -79,7 +83,7 @@ func TestServeContainerRestartWithFuseHost(t *testing.T) {
 	if m := mountsUnder(root); len(m) != 0 {
 		t.Errorf("mounts left: %v", m)
 	}
-	if pids := fuseServePIDs(root); len(pids) != 0 {
-		t.Errorf("fuse-serve left running: %v", pids)
+	if hs, err := hc.Served(ctx); err != nil || len(hs) != 0 {
+		t.Errorf("fuse-host still serves %v (%v) after the last unpublish", hs, err)
 	}
 }

@@ -62,10 +62,11 @@ type Options struct {
 	// appends "fuse-serve --pool ... --digest ... --mountpoint ...".
 	// Default: this executable.
 	FuseServeCommand []string
-	// FuseHostSocket, when set, has the fuse-host sidecar launch fuse-serve
-	// (its processes outlive plugin container restarts; the pod must share
-	// one pid namespace). FuseServeCommand must then be exactly the binary
-	// fuse-host allows. Empty: launched as our own children.
+	// FuseHostSocket, when set, has the fuse-host sidecar serve FUSE image
+	// mounts in its own process (they outlive plugin container restarts).
+	// A fuse-host without the serve op launches fuse-serve instead: the pod
+	// must then share one pid namespace and FuseServeCommand be exactly the
+	// binary fuse-host allows. Empty: fuse-serve as our own children.
 	FuseHostSocket string
 	// OnStage is called after each image mount is made (metrics).
 	OnStage func(digest, backend string, d time.Duration)
@@ -173,7 +174,8 @@ func New(opts Options) (*NodeServer, error) {
 		volumes:   map[string]*state.Volume{},
 	}
 	if opts.FuseHostSocket != "" {
-		s.fuse.launcher = hostLauncher{client: fusehost.Client{Socket: opts.FuseHostSocket}}
+		host := fusehost.Client{Socket: opts.FuseHostSocket}
+		s.fuse.launcher, s.fuse.host = hostLauncher{client: host}, &host
 	}
 	if err := s.recover(context.Background()); err != nil {
 		return nil, fmt.Errorf("nodeserver: recover state: %w", err)

@@ -25,11 +25,14 @@ const (
 
 // Image is one staged image and its read-only image mount.
 type Image struct {
-	Digest   string    `json:"digest"` // sha256:<hex>
-	Size     int64     `json:"size"`
-	Source   string    `json:"source,omitempty"`
-	Backend  string    `json:"backend,omitempty"` // empty until mounted
-	PID      int       `json:"pid,omitempty"`     // fuse-serve process
+	Digest  string `json:"digest"` // sha256:<hex>
+	Size    int64  `json:"size"`
+	Source  string `json:"source,omitempty"`
+	Backend string `json:"backend,omitempty"` // empty until mounted
+	PID     int    `json:"pid,omitempty"`     // fuse-serve process
+	// FuseHost is the fuse-host handle of a mount fuse-host serves itself
+	// (no process of its own: PID is 0).
+	FuseHost string    `json:"fuseHost,omitempty"`
 	LastUsed time.Time `json:"lastUsed"`
 	// Generation counts image mounts: a volume bound at an older one points
 	// at a dead mount and must be bound again.
