@@ -84,22 +84,11 @@ func (s *NodeServer) checkFreePath(name, p string) error {
 		return status.Errorf(codes.InvalidArgument, "%s %q lies in the plugin's state dir", name, p)
 	}
 	s.mu.Lock()
-	for _, v := range s.volumes {
-		paths := make([]string, 0, len(v.Targets)+1)
-		if v.StagingPath != "" {
-			paths = append(paths, v.StagingPath)
-		}
-		for t := range v.Targets {
-			paths = append(paths, t)
-		}
-		for _, q := range paths {
-			if p != q && within(p, q) {
-				s.mu.Unlock()
-				return status.Errorf(codes.FailedPrecondition, "%s %q lies inside %s of volume %s", name, p, q, v.VolumeID)
-			}
-		}
-	}
+	id, q := s.recordedAncestorLocked(p)
 	s.mu.Unlock()
+	if q != "" {
+		return status.Errorf(codes.FailedPrecondition, "%s %q lies inside %s of volume %s", name, p, q, id)
+	}
 	mounted, err := isMountPoint(p)
 	if err != nil {
 		return status.Errorf(codes.Internal, "%s %q: %v", name, p, err)

@@ -108,7 +108,8 @@ type NodeServer struct {
 
 	mu      sync.Mutex
 	images  map[string]*state.Image  // by digest
-	volumes map[string]*state.Volume // by state.Volume.Key()
+	volumes map[string]*state.Volume // by state.Volume.Key(); changed only by putVolumeLocked and deleteVolumeLocked
+	idx     volIndex                 // digest refs and recorded paths of volumes
 
 	stop      chan struct{}
 	watchDone chan struct{}
@@ -171,6 +172,7 @@ func New(opts Options) (*NodeServer, error) {
 		imgLocks:  newKeyedMutex(),
 		images:    map[string]*state.Image{},
 		volumes:   map[string]*state.Volume{},
+		idx:       newVolIndex(),
 	}
 	if opts.FuseHostSocket != "" {
 		s.fuse.launcher = hostLauncher{client: fusehost.Client{Socket: opts.FuseHostSocket}}
@@ -196,17 +198,6 @@ func (s *NodeServer) Shutdown() {
 	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.watchDone
 	klog.InfoS("Node server stopped; image mounts and volumes stay mounted")
-}
-
-// refs counts the volumes that use digest; the caller holds s.mu.
-func (s *NodeServer) refsLocked(digest string) int {
-	n := 0
-	for _, v := range s.volumes {
-		if v.Digest == digest {
-			n++
-		}
-	}
-	return n
 }
 
 // ownerName is the pool owner of this node's references; the pool keeps at

@@ -1,6 +1,18 @@
 // Package state keeps the node plugin's record of image mounts and volumes in
 // a directory, one small JSON file per image and per volume, written
 // atomically, so a restarted (even kill -9'ed) plugin knows every mount it made.
+//
+// Image records and stagings are synced to disk. Publish records (a
+// volume's targets, an inline volume) are not: such a record only has to
+// outlive the plugin process, not the machine. A write and rename the
+// plugin made before a kill -9 or a container restart sits in the kernel's
+// page cache, and the next plugin reads it whole (rename is atomic for
+// every reader in one boot). A power loss or reboot takes every mount down,
+// so what such a record names no longer exists whatever the disk kept;
+// the record carries the boot that wrote it (Volume.Boot) and recovery
+// trusts its targets only in that boot. The kubelet publishes again after
+// a reboot. The disk may keep an old copy of a record written unsynced, or
+// none (then the directory counts as unrecorded): both name nothing mounted.
 package state
 
 import (
@@ -15,6 +27,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Backends of an image mount.
@@ -55,6 +69,9 @@ type Volume struct {
 	Context     map[string]string `json:"context,omitempty"`
 	Targets     map[string]Target `json:"targets,omitempty"`
 	ImageGen    int               `json:"imageGen,omitempty"` // Image.Generation its mounts were made at
+	// Boot is the boot id of the last unsynced write (SavePublish); its
+	// targets name mounts of that boot only. Empty: every write was synced.
+	Boot string `json:"boot,omitempty"`
 }
 
 // Key names the volume's directory: a hash, since volume ids and paths may
@@ -84,8 +101,16 @@ func shortHash(s string) string {
 	return hex.EncodeToString(h[:16])
 }
 
+// BootIDFile names this boot of the machine.
+const BootIDFile = "/proc/sys/kernel/random/boot_id"
+
 // Store is a state directory.
-type Store struct{ Dir string }
+type Store struct {
+	Dir string
+	// Boot is this boot's id; empty when unknown, and then publish records
+	// are synced like the others.
+	Boot string
+}
 
 // Open creates the directory layout when missing.
 func Open(dir string) (*Store, error) {
@@ -94,8 +119,13 @@ func Open(dir string) (*Store, error) {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}
 	}
-	return &Store{Dir: dir}, nil
+	boot, _ := os.ReadFile(BootIDFile)
+	return &Store{Dir: dir, Boot: strings.TrimSpace(string(boot))}, nil
 }
+
+// FromEarlierBoot reports whether v's targets were written in another boot:
+// none of their mounts can exist now.
+func (s *Store) FromEarlierBoot(v *Volume) bool { return v.Boot != "" && v.Boot != s.Boot }
 
 // Hex is the hex part of a sha256:<hex> digest, validated so it is a safe
 // path element.
@@ -127,7 +157,7 @@ func (s *Store) SaveImage(im *Image) error {
 	if _, err := Hex(im.Digest); err != nil {
 		return err
 	}
-	return writeJSON(filepath.Join(s.ImageDir(im.Digest), "image.json"), im)
+	return writeJSON(filepath.Join(s.ImageDir(im.Digest), "image.json"), im, true)
 }
 
 // DeleteImage removes the image's directory; its mount must be gone.
@@ -138,9 +168,20 @@ func (s *Store) DeleteImage(digest string) error {
 	return removeDir(s.ImageDir(digest))
 }
 
-// SaveVolume writes volumes/<key>/volume.json atomically.
+// SaveVolume writes volumes/<key>/volume.json atomically and durably.
 func (s *Store) SaveVolume(v *Volume) error {
-	return writeJSON(filepath.Join(s.VolumeDir(v.Key()), "volume.json"), v)
+	return writeJSON(filepath.Join(s.VolumeDir(v.Key()), "volume.json"), v, true)
+}
+
+// SavePublish writes a record whose change is a publish or unpublish
+// atomically but without fsync (see the package comment), stamped with
+// this boot.
+func (s *Store) SavePublish(v *Volume) error {
+	if s.Boot == "" {
+		return s.SaveVolume(v)
+	}
+	v.Boot = s.Boot
+	return writeJSON(filepath.Join(s.VolumeDir(v.Key()), "volume.json"), v, false)
 }
 
 // DeleteVolume removes the volume's directory, writable layers included.
@@ -198,9 +239,10 @@ func (s *Store) each(sub, file string, fn func(dir string, b []byte), skipped *[
 	return nil
 }
 
-// writeJSON writes path via a temp file, fsync and rename, then fsyncs the
-// directory, so a crash leaves either the old or the new record.
-func writeJSON(path string, v any) error {
+// writeJSON writes path via a temp file and rename, so a reader sees the
+// old or the new record. With sync it fsyncs the file before the rename and
+// the directory after: a power loss then leaves one of the two as well.
+func writeJSON(path string, v any, sync bool) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
@@ -215,7 +257,7 @@ func writeJSON(path string, v any) error {
 	}
 	tmp := f.Name()
 	_, err = f.Write(b)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -227,6 +269,9 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	if !sync {
+		return nil
 	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
@@ -249,13 +294,53 @@ func removeDir(dir string) error {
 	return nil
 }
 
-// mountedUnder returns a mount point at or below dir, or "".
+// mountedUnder returns a mount point at or below dir, or "". It walks dir
+// and asks statx of each directory whether it is a mount root, so it costs
+// what the removal itself costs, not a read of the whole mount table (the
+// node has one mount per published volume). A directory statx cannot look
+// at (a dead FUSE mount) counts as mounted. Kernels before 5.8 lack
+// STATX_ATTR_MOUNT_ROOT and get the mountinfo scan.
 func mountedUnder(dir string) (string, error) {
+	dir = filepath.Clean(dir)
+	found := ""
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == dir && errors.Is(err, fs.ErrNotExist) {
+				return fs.SkipAll
+			}
+			found = p // unreadable: maybe a dead mount
+			return fs.SkipAll
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		var stx unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS, &stx); err != nil {
+			found = p
+			return fs.SkipAll
+		}
+		if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+			return errNoMountRoot
+		}
+		if stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+			found = p
+			return fs.SkipAll
+		}
+		return nil
+	})
+	if errors.Is(err, errNoMountRoot) {
+		return mountedUnderByMountinfo(dir)
+	}
+	return found, err
+}
+
+var errNoMountRoot = errors.New("statx has no STATX_ATTR_MOUNT_ROOT")
+
+func mountedUnderByMountinfo(dir string) (string, error) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return "", fmt.Errorf("read mountinfo: %w", err)
 	}
-	dir = filepath.Clean(dir)
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 5 {

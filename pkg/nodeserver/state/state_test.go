@@ -105,3 +105,66 @@ func TestUnescapeOctal(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// The statx walk and the mountinfo scan (kernels before 5.8) find the same
+// nested mount, and nothing once it is gone.
+func TestMountedUnderFindsNestedMount(t *testing.T) {
+	machine.NeedRoot(t, "a bind mount")
+	dir := t.TempDir()
+	deep := filepath.Join(dir, "rw", "x", "upper")
+	must(t, os.MkdirAll(deep, 0o700))
+	os.WriteFile(filepath.Join(dir, "volume.json"), []byte("{}"), 0o600)
+	if err := unix.Mount(t.TempDir(), deep, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(deep, unix.MNT_DETACH) })
+	for name, f := range map[string]func(string) (string, error){"statx": mountedUnder, "mountinfo": mountedUnderByMountinfo} {
+		if m, err := f(dir); err != nil || m != deep {
+			t.Errorf("%s: mountedUnder = %q, %v; want %s", name, m, err, deep)
+		}
+	}
+	must(t, unix.Unmount(deep, 0))
+	for name, f := range map[string]func(string) (string, error){"statx": mountedUnder, "mountinfo": mountedUnderByMountinfo} {
+		if m, err := f(dir); err != nil || m != "" {
+			t.Errorf("%s after unmount: %q, %v", name, m, err)
+		}
+	}
+	if m, err := mountedUnder(filepath.Join(dir, "missing")); err != nil || m != "" {
+		t.Errorf("missing dir: %q, %v", m, err)
+	}
+}
+
+// A publish record is stamped with the boot that wrote it; a record of
+// another boot is reported as such, a synced one (no stamp) never.
+func TestSavePublishStampsBoot(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	if s.Boot == "" {
+		t.Fatalf("no boot id read from %s", BootIDFile)
+	}
+	v := &Volume{VolumeID: "v", Digest: dg, StagingPath: "/s", Targets: map[string]Target{"/t": {}}}
+	must(t, s.SaveVolume(v))
+	if s.FromEarlierBoot(v) {
+		t.Error("a synced record counts as another boot's")
+	}
+	must(t, s.SavePublish(v))
+	vols, _, err := s.Volumes()
+	must(t, err)
+	if len(vols) != 1 || vols[0].Boot != s.Boot || vols[0].Targets["/t"] != (Target{}) {
+		t.Fatalf("read back %+v", vols)
+	}
+	if s.FromEarlierBoot(vols[0]) {
+		t.Error("this boot's record counts as another boot's")
+	}
+	other := &Store{Dir: s.Dir, Boot: "another-boot"}
+	if !other.FromEarlierBoot(vols[0]) {
+		t.Error("a record of another boot is trusted")
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
