@@ -79,14 +79,14 @@ func (s *NodeServer) publishStaged(ctx context.Context, req *csi.NodePublishVolu
 	// every mount we may have made. Not synced: see package state.
 	next := cloneVolume(rec)
 	next.Targets[target] = want
-	if err := s.store.SavePublish(next); err != nil {
+	if err := s.store.SaveTarget(next, target); err != nil {
 		return nil, grpccode.ToStatus(err)
 	}
 	s.setVolume(next)
 	if err := s.mountTarget(next, target); err != nil {
 		back := cloneVolume(next)
 		delete(back.Targets, target)
-		if serr := s.store.SavePublish(back); serr != nil {
+		if serr := s.store.DeleteTarget(back, target); serr != nil {
 			klog.ErrorS(serr, "Forget failed publish", "volume", id, "target", target)
 		}
 		s.setVolume(back)
@@ -175,7 +175,7 @@ func (s *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpub
 		}
 		next := cloneVolume(pv)
 		delete(next.Targets, target)
-		if err := s.store.SavePublish(next); err != nil {
+		if err := s.store.DeleteTarget(next, target); err != nil {
 			return nil, grpccode.ToStatus(err)
 		}
 		s.setVolume(next)

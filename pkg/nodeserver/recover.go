@@ -85,10 +85,10 @@ func (s *NodeServer) adopt(ims []*state.Image, vols []*state.Volume) {
 // publishes again what its pods still need.
 func (s *NodeServer) forgetEarlierBootTargets() {
 	for _, v := range s.volumeList() {
-		if !s.store.FromEarlierBoot(v) {
-			continue
-		}
 		for t := range v.Targets {
+			if !s.store.FromEarlierBoot(v, t) {
+				continue
+			}
 			klog.InfoS("Target recorded in an earlier boot; forgetting it", "volume", v.VolumeID, "target", t)
 			s.forgetTarget(v, t)
 		}
@@ -210,7 +210,7 @@ func (s *NodeServer) forgetTarget(v *state.Volume, target string) {
 	next := cloneVolume(cur)
 	delete(next.Targets, target)
 	os.RemoveAll(s.layerDir(v, target))
-	if err := s.store.SavePublish(next); err != nil {
+	if err := s.store.DeleteTarget(next, target); err != nil {
 		klog.ErrorS(err, "Forget target", "volume", v.VolumeID)
 		return
 	}

@@ -32,7 +32,14 @@ func TestRecoveryForgetsTargetsOfEarlierBoot(t *testing.T) {
 	vols, _, err := earlier.Volumes()
 	must(t, err)
 	for _, v := range vols {
-		must(t, earlier.SavePublish(v))
+		if v.Ephemeral {
+			must(t, earlier.SavePublish(v))
+		}
+		for p := range v.Targets {
+			if !v.Ephemeral {
+				must(t, earlier.SaveTarget(v, p))
+			}
+		}
 	}
 
 	e.ns = e.newServer()

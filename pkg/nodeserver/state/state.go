@@ -2,15 +2,16 @@
 // a directory, one small JSON file per image and per volume, written
 // atomically, so a restarted (even kill -9'ed) plugin knows every mount it made.
 //
-// Image records and stagings are synced to disk. Publish records (a
-// volume's targets, an inline volume) are not: such a record only has to
+// Image records and stagings are synced to disk. Publish records (a PV's
+// target, one small file each; an inline volume) are not: such a record
+// only has to
 // outlive the plugin process, not the machine. A write and rename the
 // plugin made before a kill -9 or a container restart sits in the kernel's
 // page cache, and the next plugin reads it whole (rename is atomic for
 // every reader in one boot). A power loss or reboot takes every mount down,
 // so what such a record names no longer exists whatever the disk kept;
-// the record carries the boot that wrote it (Volume.Boot) and recovery
-// trusts its targets only in that boot. The kubelet publishes again after
+// the record carries the boot that wrote it and recovery trusts it only in
+// that boot (FromEarlierBoot). The kubelet publishes again after
 // a reboot. The disk may keep an old copy of a record written unsynced, or
 // none (then the directory counts as unrecorded): both name nothing mounted.
 package state
@@ -60,7 +61,10 @@ type Target struct {
 }
 
 // Volume is a PV staging (Ephemeral false, keyed by volume id) or an inline
-// ephemeral publish (keyed by volume id and target).
+// ephemeral publish (keyed by volume id and target). A PV's volume.json
+// holds no targets: each is a file of its own (SaveTarget), so a publish
+// writes a new small file instead of replacing a record that grows with
+// the targets (on ext4 a rename over an existing file also flushes it).
 type Volume struct {
 	VolumeID    string            `json:"volumeID"`
 	Digest      string            `json:"digest"`
@@ -69,8 +73,17 @@ type Volume struct {
 	Context     map[string]string `json:"context,omitempty"`
 	Targets     map[string]Target `json:"targets,omitempty"`
 	ImageGen    int               `json:"imageGen,omitempty"` // Image.Generation its mounts were made at
-	// Boot is the boot id of the last unsynced write (SavePublish); its
-	// targets name mounts of that boot only. Empty: every write was synced.
+	// Boot is the boot id of an inline volume's unsynced record
+	// (SavePublish); empty: synced.
+	Boot string `json:"boot,omitempty"`
+	// targetBoot is the Boot of each PV target read from its file.
+	targetBoot map[string]string
+}
+
+// targetRecord is a PV target's file, targets/<TargetKey>.json.
+type targetRecord struct {
+	Path string `json:"path"`
+	Target
 	Boot string `json:"boot,omitempty"`
 }
 
@@ -123,9 +136,15 @@ func Open(dir string) (*Store, error) {
 	return &Store{Dir: dir, Boot: strings.TrimSpace(string(boot))}, nil
 }
 
-// FromEarlierBoot reports whether v's targets were written in another boot:
-// none of their mounts can exist now.
-func (s *Store) FromEarlierBoot(v *Volume) bool { return v.Boot != "" && v.Boot != s.Boot }
+// FromEarlierBoot reports whether v's target was recorded in another boot:
+// its mount cannot exist now.
+func (s *Store) FromEarlierBoot(v *Volume, target string) bool {
+	boot := v.Boot
+	if !v.Ephemeral {
+		boot = v.targetBoot[target]
+	}
+	return boot != "" && boot != s.Boot
+}
 
 // Hex is the hex part of a sha256:<hex> digest, validated so it is a safe
 // path element.
@@ -168,20 +187,44 @@ func (s *Store) DeleteImage(digest string) error {
 	return removeDir(s.ImageDir(digest))
 }
 
-// SaveVolume writes volumes/<key>/volume.json atomically and durably.
+// SaveVolume writes volumes/<key>/volume.json atomically and durably; a
+// PV's targets are not in it (SaveTarget).
 func (s *Store) SaveVolume(v *Volume) error {
+	if !v.Ephemeral {
+		c := *v
+		c.Targets = nil
+		v = &c
+	}
 	return writeJSON(filepath.Join(s.VolumeDir(v.Key()), "volume.json"), v, true)
 }
 
-// SavePublish writes a record whose change is a publish or unpublish
-// atomically but without fsync (see the package comment), stamped with
-// this boot.
+// SavePublish writes an inline volume's record atomically but without
+// fsync (see the package comment), stamped with this boot.
 func (s *Store) SavePublish(v *Volume) error {
-	if s.Boot == "" {
+	if !v.Ephemeral || s.Boot == "" {
 		return s.SaveVolume(v)
 	}
 	v.Boot = s.Boot
 	return writeJSON(filepath.Join(s.VolumeDir(v.Key()), "volume.json"), v, false)
+}
+
+func (s *Store) targetPath(v *Volume, target string) string {
+	return filepath.Join(s.VolumeDir(v.Key()), "targets", TargetKey(target)+".json")
+}
+
+// SaveTarget records PV v's target v.Targets[target] in a file of its own,
+// atomically but without fsync (see the package comment), stamped with
+// this boot.
+func (s *Store) SaveTarget(v *Volume, target string) error {
+	return writeJSON(s.targetPath(v, target), targetRecord{Path: target, Target: v.Targets[target], Boot: s.Boot}, s.Boot == "")
+}
+
+// DeleteTarget removes PV v's record of target.
+func (s *Store) DeleteTarget(v *Volume, target string) error {
+	if err := os.Remove(s.targetPath(v, target)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove state of target %s: %w", target, err)
+	}
+	return nil
 }
 
 // DeleteVolume removes the volume's directory, writable layers included.
@@ -202,7 +245,8 @@ func (s *Store) Images() (ims []*Image, skipped []string, err error) {
 	return ims, skipped, err
 }
 
-// Volumes loads every volume record, sorted by volume id.
+// Volumes loads every volume record, a PV's target files included, sorted
+// by volume id.
 func (s *Store) Volumes() (vols []*Volume, skipped []string, err error) {
 	err = s.each("volumes", "volume.json", func(dir string, b []byte) {
 		v := &Volume{}
@@ -212,8 +256,59 @@ func (s *Store) Volumes() (vols []*Volume, skipped []string, err error) {
 		}
 		vols = append(vols, v)
 	}, &skipped)
+	for _, v := range vols {
+		if !v.Ephemeral {
+			if err := s.loadTargets(v); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
 	sort.Slice(vols, func(i, j int) bool { return vols[i].VolumeID < vols[j].VolumeID })
 	return vols, skipped, err
+}
+
+// loadTargets reads PV v's target files. Targets an older version kept in
+// volume.json (synced) move to files here. A torn file (a power loss) names
+// nothing mounted and is removed.
+func (s *Store) loadTargets(v *Volume) error {
+	if len(v.Targets) > 0 {
+		for t := range v.Targets {
+			if err := writeJSON(s.targetPath(v, t), targetRecord{Path: t, Target: v.Targets[t]}, true); err != nil {
+				return err
+			}
+		}
+		if err := s.SaveVolume(v); err != nil {
+			return err
+		}
+	}
+	dir := filepath.Join(s.VolumeDir(v.Key()), "targets")
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read state: %w", err)
+	}
+	v.Targets, v.targetBoot = map[string]Target{}, map[string]string{}
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		if !strings.HasSuffix(e.Name(), ".json") {
+			os.Remove(p) // a temp file a kill -9 left
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("read state: %w", err)
+		}
+		var r targetRecord
+		if json.Unmarshal(b, &r) != nil || r.Path == "" || e.Name() != TargetKey(r.Path)+".json" {
+			os.Remove(p)
+			continue
+		}
+		v.Targets[r.Path] = r.Target
+		v.targetBoot[r.Path] = r.Boot
+	}
+	return nil
 }
 
 func (s *Store) each(sub, file string, fn func(dir string, b []byte), skipped *[]string) error {

@@ -28,6 +28,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	must(t, s.SaveTarget(pv, "/t"))
 	if pv.Key() == eph.Key() || strings.ContainsAny(pv.Key(), "/") {
 		t.Fatalf("keys %q %q must differ and be path-safe", pv.Key(), eph.Key())
 	}
@@ -134,31 +135,46 @@ func TestMountedUnderFindsNestedMount(t *testing.T) {
 	}
 }
 
-// A publish record is stamped with the boot that wrote it; a record of
-// another boot is reported as such, a synced one (no stamp) never.
-func TestSavePublishStampsBoot(t *testing.T) {
+// Publish records are stamped with the boot that wrote them; a record of
+// another boot is reported as such, a synced one (no stamp) never. A PV's
+// targets live in files of their own, and targets an older version kept in
+// volume.json move there.
+func TestPublishRecordsStampBoot(t *testing.T) {
 	s, err := Open(t.TempDir())
 	must(t, err)
 	if s.Boot == "" {
 		t.Fatalf("no boot id read from %s", BootIDFile)
 	}
-	v := &Volume{VolumeID: "v", Digest: dg, StagingPath: "/s", Targets: map[string]Target{"/t": {}}}
-	must(t, s.SaveVolume(v))
-	if s.FromEarlierBoot(v) {
-		t.Error("a synced record counts as another boot's")
-	}
-	must(t, s.SavePublish(v))
+	other := &Store{Dir: s.Dir, Boot: "another-boot"}
+	pv := &Volume{VolumeID: "v", Digest: dg, StagingPath: "/s", Targets: map[string]Target{"/t": {Flags: "noexec"}, "/u": {}}}
+	eph := &Volume{VolumeID: "e", Digest: dg, Ephemeral: true, Targets: map[string]Target{"/e": {}}}
+	// The format of older versions: targets in a synced volume.json.
+	must(t, writeJSON(filepath.Join(s.VolumeDir(pv.Key()), "volume.json"), pv, true))
+	must(t, s.SavePublish(eph))
 	vols, _, err := s.Volumes()
 	must(t, err)
-	if len(vols) != 1 || vols[0].Boot != s.Boot || vols[0].Targets["/t"] != (Target{}) {
+	if len(vols) != 2 || vols[1].Targets["/t"].Flags != "noexec" || len(vols[1].Targets) != 2 {
 		t.Fatalf("read back %+v", vols)
 	}
-	if s.FromEarlierBoot(vols[0]) {
-		t.Error("this boot's record counts as another boot's")
+	if s.FromEarlierBoot(vols[1], "/t") || other.FromEarlierBoot(vols[1], "/t") {
+		t.Error("a synced target counts as another boot's")
 	}
-	other := &Store{Dir: s.Dir, Boot: "another-boot"}
-	if !other.FromEarlierBoot(vols[0]) {
-		t.Error("a record of another boot is trusted")
+	if s.FromEarlierBoot(vols[0], "/e") || !other.FromEarlierBoot(vols[0], "/e") {
+		t.Error("inline record: boot not told apart")
+	}
+	b, _ := os.ReadFile(filepath.Join(s.VolumeDir(pv.Key()), "volume.json"))
+	if strings.Contains(string(b), "/t") {
+		t.Errorf("volume.json still holds the targets: %s", b)
+	}
+	// A publish and an unpublish in this boot.
+	pv.Targets["/w"] = Target{Writable: true}
+	must(t, s.SaveTarget(pv, "/w"))
+	must(t, s.DeleteTarget(pv, "/u"))
+	vols, _, err = s.Volumes()
+	must(t, err)
+	v := vols[1]
+	if len(v.Targets) != 2 || !v.Targets["/w"].Writable || s.FromEarlierBoot(v, "/w") || !other.FromEarlierBoot(v, "/w") {
+		t.Fatalf("after publish and unpublish: %+v", v)
 	}
 }
 
