@@ -21,7 +21,21 @@ import (
 
 // checkNoSymlinks refuses a path with a symlink in any existing component;
 // the components that do not exist yet are created by us as directories.
+// One openat2 that refuses symlinks answers for the common case; the
+// component walk names the culprit (and serves kernels before 5.6).
 func checkNoSymlinks(name, p string) error {
+	fd, err := unix.Openat2(unix.AT_FDCWD, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
+	if err == nil {
+		unix.Close(fd)
+		return nil
+	}
+	if errors.Is(err, unix.ENOENT) {
+		return nil // every component before the missing one is no symlink
+	}
+	return walkNoSymlinks(name, p)
+}
+
+func walkNoSymlinks(name, p string) error {
 	cur := "/"
 	for _, c := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
 		if c == "" {
@@ -73,6 +87,15 @@ func isMountPoint(p string) (bool, error) {
 	}
 	mi, err := mountAt(p)
 	return mi != nil, err
+}
+
+// isMountRootCached reports whether p is a mount point, from the inode's
+// cached attributes (AT_STATX_DONT_SYNC: no round trip to a FUSE server
+// beneath). False when the kernel cannot tell (before 5.8).
+func isMountRootCached(p string) bool {
+	var stx unix.Statx_t
+	err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC, 0, &stx)
+	return err == nil && stx.Attributes_mask&stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
 }
 
 // checkFreePath refuses a path a new staging or target mount would stack on

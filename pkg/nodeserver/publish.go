@@ -69,8 +69,10 @@ func (s *NodeServer) publishStaged(ctx context.Context, req *csi.NodePublishVolu
 		return nil, err
 	}
 	// The target binds the staging mount: make sure that one serves.
-	if err := s.repairVolume(ctx, rec); err != nil {
-		return nil, grpccode.ToStatus(err)
+	if !s.stagingServes(rec) {
+		if err := s.repairVolume(ctx, rec); err != nil {
+			return nil, grpccode.ToStatus(err)
+		}
 	}
 	s.mu.Lock()
 	rec = s.volumes[state.VolumeKey(id, "")]

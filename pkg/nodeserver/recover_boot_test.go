@@ -83,3 +83,23 @@ func TestRecoveryReleasesImageOfRemovedInlineVolume(t *testing.T) {
 	}
 	e.checkReleased(t, dg, "after recovery")
 }
+
+// A new target's publish checks its staging cheaply (no round trip to the
+// image server); a killed server still sends it through the full repair,
+// so the new target, the staging and the older target all serve.
+func TestPublishNewTargetAfterServerKilled(t *testing.T) {
+	e := newEnv(t, 64<<20, nil)
+	uri, dg := e.addImage("tree1.static.daxfs", "tree1.daxfs")
+	staging, t1, t2 := e.path("staging"), e.path("pods", "1"), e.path("pods", "2")
+	must(t, e.stage("pv", uri, dg, staging, nil))
+	must(t, e.publish("pv", uri, dg, staging, t1, nil))
+	killFuseServe(t, e)
+	must(t, e.publish("pv", uri, dg, staging, t2, nil))
+	for _, p := range []string{t2, staging, t1} {
+		checkTree(t, p, "tree1.manifest.json")
+	}
+	must(t, e.unpublish("pv", t1))
+	must(t, e.unpublish("pv", t2))
+	must(t, e.unstage("pv", staging))
+	e.checkReleased(t, dg, "after the unstage")
+}

@@ -213,10 +213,28 @@ func (s *Store) targetPath(v *Volume, target string) string {
 }
 
 // SaveTarget records PV v's target v.Targets[target] in a file of its own,
-// atomically but without fsync (see the package comment), stamped with
-// this boot.
+// without fsync (see the package comment), stamped with this boot. It is
+// written in place, not renamed: the caller mounts only after it returns,
+// so a file a kill -9 left torn names no mount, and loadTargets drops it.
 func (s *Store) SaveTarget(v *Volume, target string) error {
-	return writeJSON(s.targetPath(v, target), targetRecord{Path: target, Target: v.Targets[target], Boot: s.Boot}, s.Boot == "")
+	if s.Boot == "" {
+		return writeJSON(s.targetPath(v, target), targetRecord{Path: target, Target: v.Targets[target]}, true)
+	}
+	p := s.targetPath(v, target)
+	b, err := json.Marshal(targetRecord{Path: target, Target: v.Targets[target], Boot: s.Boot})
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", p, err)
+	}
+	if err := os.WriteFile(p, b, 0o600); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return fmt.Errorf("write state: %w", err)
+		}
+		err = os.WriteFile(p, b, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("write state %s: %w", p, err)
+	}
+	return nil
 }
 
 // DeleteTarget removes PV v's record of target.

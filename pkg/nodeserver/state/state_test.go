@@ -184,3 +184,26 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A target file a kill -9 left empty (created, not yet written: its mount
+// was never made) or a temp file is dropped at load, not fatal.
+func TestTornTargetFileDropped(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	pv := &Volume{VolumeID: "v", Digest: dg, StagingPath: "/s", Targets: map[string]Target{"/t": {}, "/torn": {}}}
+	must(t, s.SaveVolume(pv))
+	must(t, s.SaveTarget(pv, "/t"))
+	torn := s.targetPath(pv, "/torn")
+	must(t, os.WriteFile(torn, nil, 0o600))
+	must(t, os.WriteFile(filepath.Join(filepath.Dir(torn), ".tmp-1"), []byte("{"), 0o600))
+	vols, _, err := s.Volumes()
+	must(t, err)
+	if len(vols) != 1 || len(vols[0].Targets) != 1 || !hasKey(vols[0].Targets, "/t") {
+		t.Fatalf("read back %+v", vols)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(torn)); len(ents) != 1 {
+		t.Errorf("files left in targets/: %v", ents)
+	}
+}
+
+func hasKey(m map[string]Target, k string) bool { _, ok := m[k]; return ok }
