@@ -99,7 +99,7 @@ type NodeServer struct {
 	// only while holding earlier ones, never the other way; the two places
 	// that go against it only TryLock and skip what is busy (repairOthers
 	// takes volLocks under an imgLock; evictOne takes another digest's
-	// imgLock under one). mu guards images and volumes and is held for map
+	// imgLock under one). mu guards images, volumes and idx and is held for map
 	// work only, never across I/O or another lock. A name ending in Locked
 	// means the caller holds mu.
 	volLocks  *keyedMutex // per volume id
