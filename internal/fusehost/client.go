@@ -9,6 +9,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // callTimeout bounds one request when ctx has no deadline.
@@ -82,12 +84,49 @@ func (c Client) Served(ctx context.Context) ([]string, error) {
 	return r.Handles, err
 }
 
+func peerCredPID(conn net.Conn) (int, error) {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return 0, fmt.Errorf("peer credentials: %T is not a unix socket", conn)
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return 0, fmt.Errorf("peer credentials: %w", err)
+	}
+	var cred *unix.Ucred
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, fmt.Errorf("peer credentials: %w", err)
+	}
+	if serr != nil {
+		return 0, fmt.Errorf("peer credentials: %w", serr)
+	}
+	return int(cred.Pid), nil
+}
+
 // IsUnknownOp reports an error from a fuse-host that predates op.
 func IsUnknownOp(err error, op string) bool {
 	return err != nil && strings.Contains(err.Error(), fmt.Sprintf("unknown op %q", op))
 }
 
+// ServerPID returns the fuse-host process's pid as the caller's pid
+// namespace sees it (SO_PEERCRED on the socket), 0 when that namespace
+// cannot see it. A mount fuse-host serves dies with that process, so a live
+// pid is the cheap check that its mounts still have a server.
+func (c Client) ServerPID(ctx context.Context) (int, error) {
+	var pid int
+	_, err := c.callPeer(ctx, request{Op: "list"}, &pid)
+	return pid, err
+}
+
 func (c Client) call(ctx context.Context, req request) (response, error) {
+	return c.callPeer(ctx, req, nil)
+}
+
+// callPeer sends req; with peerPID set, it also reads the server's pid.
+func (c Client) callPeer(ctx context.Context, req request, peerPID *int) (response, error) {
 	if c.Socket == "" {
 		return response{}, errors.New("fuse-host: no socket configured")
 	}
@@ -102,6 +141,11 @@ func (c Client) call(ctx context.Context, req request) (response, error) {
 		return response{}, fmt.Errorf("fuse-host %s: %w", c.Socket, err)
 	}
 	defer conn.Close()
+	if peerPID != nil {
+		if *peerPID, err = peerCredPID(conn); err != nil {
+			return response{}, fmt.Errorf("fuse-host %s: %w", c.Socket, err)
+		}
+	}
 	dl, _ := ctx.Deadline()
 	conn.SetDeadline(dl)
 	if err := json.NewEncoder(conn).Encode(req); err != nil {

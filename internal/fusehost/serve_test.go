@@ -127,6 +127,11 @@ func TestServeStatusStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	// The pid a publish checks to know fuse-host (and so this mount's
+	// server) lives: the child's, from the socket's peer credentials.
+	if pid, err := c.ServerPID(ctx); err != nil || pid != host.Process.Pid {
+		t.Fatalf("ServerPID = %d, %v; want fuse-host's %d", pid, err, host.Process.Pid)
+	}
 	if !isFuseMount(t, mnt) {
 		t.Fatal("serve returned before the mount is in mountinfo")
 	}

@@ -3,10 +3,13 @@
 package proc
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // statFields are the fields of /proc/PID/stat after the command name:
@@ -26,8 +29,26 @@ func statFields(pid int) ([]string, error) {
 
 func zombie(f []string) bool { return len(f) > 0 && (f[0] == "Z" || f[0] == "X") }
 
-// Alive is false for a gone or zombie process.
+// Alive is false for a gone or zombie process. A pidfd answers in three
+// cheap syscalls (it polls readable once the process has exited, zombie
+// or not); /proc/PID/stat, which the kernel builds by summing over every
+// thread (~30 µs for a Go server, on each publish), is the fallback where
+// pidfd_open is missing (before Linux 5.3) or refused.
 func Alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err == nil {
+		defer unix.Close(fd)
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		if err == nil {
+			return n == 0
+		}
+	} else if errors.Is(err, unix.ESRCH) {
+		return false
+	}
 	f, err := statFields(pid)
 	return err == nil && !zombie(f)
 }

@@ -43,8 +43,9 @@ type fuseServe struct {
 // fuseServer is what serves one FUSE image mount: a fuse-serve process
 // (PID) or an image fuse-host serves itself (Handle).
 type fuseServer struct {
-	PID    int
-	Handle string
+	PID     int
+	Handle  string
+	HostPID int // the fuse-host serving Handle, as we see it; 0 unknown
 }
 
 // start has digest served at dir and waits until dir is a fuse mount that
@@ -59,12 +60,27 @@ func (f fuseServe) start(digest, dir, logPath string) (fuseServer, error) {
 	if f.host != nil {
 		handle, err := f.startHosted(digest, dir)
 		if !fusehost.IsUnknownOp(err, "serve") {
-			return fuseServer{Handle: handle}, err
+			return fuseServer{Handle: handle, HostPID: f.hostPID()}, err
 		}
 		klog.InfoS("fuse-host predates the serve op; launching fuse-serve through it", "digest", digest)
 	}
 	pid, err := f.launchServe(digest, dir, logPath)
 	return fuseServer{PID: pid}, err
+}
+
+// hostPID is the fuse-host's pid for the cheap liveness check; 0 (the
+// check then falls back to a full repair) when it cannot be read.
+func (f fuseServe) hostPID() int {
+	if f.host == nil {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fuseStopTimeout)
+	defer cancel()
+	pid, err := f.host.ServerPID(ctx)
+	if err != nil {
+		klog.ErrorS(err, "fuse-host pid unknown; publishes will check its mounts the slow way")
+	}
+	return pid
 }
 
 // startHosted asks fuse-host to serve digest at dir. The mount answers when

@@ -62,7 +62,7 @@ func (s *NodeServer) mountImage(ctx context.Context, im *state.Image, mode volum
 		var srv fuseServer
 		srv, err = s.fuse.start(im.Digest, dir, filepath.Join(s.store.ImageDir(im.Digest), "fuse.log"))
 		s.mu.Lock()
-		im.PID, im.FuseHost = srv.PID, srv.Handle
+		im.PID, im.FuseHost, im.HostPID = srv.PID, srv.Handle, srv.HostPID
 		s.mu.Unlock()
 	}
 	if err != nil {
@@ -106,7 +106,7 @@ func (s *NodeServer) unmountImage(im *state.Image) error {
 		return fmt.Errorf("unmount image %s: %w", im.Digest, err)
 	}
 	s.mu.Lock()
-	im.Backend, im.PID, im.FuseHost, im.Reason, im.ReasonMessage = "", 0, "", "", ""
+	im.Backend, im.PID, im.FuseHost, im.HostPID, im.Reason, im.ReasonMessage = "", 0, "", 0, "", ""
 	s.mu.Unlock()
 	return s.store.SaveImage(im)
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
 )
 
 // The kernel daxfs module (docs/daxfs-format.md section 10,
@@ -34,11 +36,11 @@ type kernelModule interface {
 type realModule struct {
 	procFilesystems string // /proc/filesystems
 	sysModule       string // /sys/module/daxfs
-	bootID          string // /proc/sys/kernel/random/boot_id
+	bootID          string // state.BootIDFile; a test file in tests
 }
 
 func newRealModule(procFilesystems string) realModule {
-	return realModule{procFilesystems: procFilesystems, sysModule: "/sys/module/daxfs", bootID: "/proc/sys/kernel/random/boot_id"}
+	return realModule{procFilesystems: procFilesystems, sysModule: "/sys/module/daxfs", bootID: state.BootIDFile}
 }
 
 // Instance names one load of the module. The boot id and the inode of

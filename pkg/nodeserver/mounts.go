@@ -78,11 +78,11 @@ func readOnlyOverlay(lowers []string, dst string) error {
 // A path that is missing or not mounted is fine: calls are idempotent.
 func unmountAll(path string) error {
 	for i := 0; i < 16; i++ {
-		mi, err := mountAt(path)
+		m, err := mounted(path)
 		if err != nil {
 			return err
 		}
-		if mi == nil {
+		if !m {
 			return nil
 		}
 		// NOFOLLOW: a symlink put in place of the path must not lead the
@@ -109,6 +109,17 @@ func cleanupTarget(path string) error {
 		return fmt.Errorf("remove %s: %w", path, err)
 	}
 	return nil
+}
+
+// mounted reports whether something is mounted at path: statx answers
+// without reading the mount table (one line per published volume); a path
+// statx cannot look at (a dead FUSE mount) is looked up in mountinfo.
+func mounted(path string) (bool, error) {
+	if m, err := isMountPoint(path); err == nil {
+		return m, nil
+	}
+	mi, err := mountAt(path)
+	return mi != nil, err
 }
 
 // mountAt is the topmost mount at path, nil when nothing is mounted there.

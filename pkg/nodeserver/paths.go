@@ -21,7 +21,21 @@ import (
 
 // checkNoSymlinks refuses a path with a symlink in any existing component;
 // the components that do not exist yet are created by us as directories.
+// One openat2 that refuses symlinks answers for the common case; the
+// component walk names the culprit (and serves kernels before 5.6).
 func checkNoSymlinks(name, p string) error {
+	fd, err := unix.Openat2(unix.AT_FDCWD, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
+	if err == nil {
+		unix.Close(fd)
+		return nil
+	}
+	if errors.Is(err, unix.ENOENT) {
+		return nil // every component before the missing one is no symlink
+	}
+	return walkNoSymlinks(name, p)
+}
+
+func walkNoSymlinks(name, p string) error {
 	cur := "/"
 	for _, c := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
 		if c == "" {
@@ -75,6 +89,15 @@ func isMountPoint(p string) (bool, error) {
 	return mi != nil, err
 }
 
+// isMountRootCached reports whether p is a mount point, from the inode's
+// cached attributes (AT_STATX_DONT_SYNC: no round trip to a FUSE server
+// beneath). False when the kernel cannot tell (before 5.8).
+func isMountRootCached(p string) bool {
+	var stx unix.Statx_t
+	err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC, 0, &stx)
+	return err == nil && stx.Attributes_mask&stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+}
+
 // checkFreePath refuses a path a new staging or target mount would stack on
 // or nest in: one that is already a mount point, or that lies in the state
 // dir or inside a staging or target path of a recorded volume. A mount
@@ -84,22 +107,11 @@ func (s *NodeServer) checkFreePath(name, p string) error {
 		return status.Errorf(codes.InvalidArgument, "%s %q lies in the plugin's state dir", name, p)
 	}
 	s.mu.Lock()
-	for _, v := range s.volumes {
-		paths := make([]string, 0, len(v.Targets)+1)
-		if v.StagingPath != "" {
-			paths = append(paths, v.StagingPath)
-		}
-		for t := range v.Targets {
-			paths = append(paths, t)
-		}
-		for _, q := range paths {
-			if p != q && within(p, q) {
-				s.mu.Unlock()
-				return status.Errorf(codes.FailedPrecondition, "%s %q lies inside %s of volume %s", name, p, q, v.VolumeID)
-			}
-		}
-	}
+	id, q := s.recordedAncestorLocked(p)
 	s.mu.Unlock()
+	if q != "" {
+		return status.Errorf(codes.FailedPrecondition, "%s %q lies inside %s of volume %s", name, p, q, id)
+	}
 	mounted, err := isMountPoint(p)
 	if err != nil {
 		return status.Errorf(codes.Internal, "%s %q: %v", name, p, err)

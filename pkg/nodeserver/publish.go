@@ -69,24 +69,26 @@ func (s *NodeServer) publishStaged(ctx context.Context, req *csi.NodePublishVolu
 		return nil, err
 	}
 	// The target binds the staging mount: make sure that one serves.
-	if err := s.repairVolume(ctx, rec); err != nil {
-		return nil, grpccode.ToStatus(err)
+	if !s.stagingServes(rec) {
+		if err := s.repairVolume(ctx, rec); err != nil {
+			return nil, grpccode.ToStatus(err)
+		}
 	}
 	s.mu.Lock()
 	rec = s.volumes[state.VolumeKey(id, "")]
 	s.mu.Unlock()
 	// Record the target before mounting: after a crash the record names
-	// every mount we may have made.
+	// every mount we may have made. Not synced: see package state.
 	next := cloneVolume(rec)
 	next.Targets[target] = want
-	if err := s.store.SaveVolume(next); err != nil {
+	if err := s.store.SaveTarget(next, target); err != nil {
 		return nil, grpccode.ToStatus(err)
 	}
 	s.setVolume(next)
 	if err := s.mountTarget(next, target); err != nil {
 		back := cloneVolume(next)
 		delete(back.Targets, target)
-		if serr := s.store.SaveVolume(back); serr != nil {
+		if serr := s.store.DeleteTarget(back, target); serr != nil {
 			klog.ErrorS(serr, "Forget failed publish", "volume", id, "target", target)
 		}
 		s.setVolume(back)
@@ -175,7 +177,7 @@ func (s *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpub
 		}
 		next := cloneVolume(pv)
 		delete(next.Targets, target)
-		if err := s.store.SaveVolume(next); err != nil {
+		if err := s.store.DeleteTarget(next, target); err != nil {
 			return nil, grpccode.ToStatus(err)
 		}
 		s.setVolume(next)
@@ -250,7 +252,7 @@ func (s *NodeServer) layerDir(rec *state.Volume, target string) string {
 
 func (s *NodeServer) setVolume(v *state.Volume) {
 	s.mu.Lock()
-	s.volumes[v.Key()] = v
+	s.putVolumeLocked(v)
 	s.mu.Unlock()
 }
 

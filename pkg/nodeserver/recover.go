@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"k8s.io/klog/v2"
 
@@ -15,15 +16,37 @@ import (
 // image mounts are cleaned (never left as "transport endpoint is not
 // connected") and remounted from the pool, and their volumes' bind mounts
 // are redone. A volume that cannot be repaired is logged and reported by
-// NodeGetVolumeHealth; it does not stop the plugin.
+// NodeGetVolumeHealth; it does not stop the plugin. It runs before the
+// server answers, so it takes no volume or path lock; each step takes mu
+// for map work only and an image lock through the helpers it calls.
 func (s *NodeServer) recover(ctx context.Context) error {
-	ims, skippedIms, err := s.store.Images()
+	ims, vols, err := s.loadRecords()
 	if err != nil {
 		return err
 	}
+	s.adopt(ims, vols)
+	// Before images are checked, so an image only they used is released.
+	s.forgetEarlierBootTargets()
+	remount := s.checkImageMounts(ims)
+	// Targets removed while we were down are forgotten before anything is
+	// remounted, so no repair recreates them.
+	s.forgetRemovedTargets()
+	s.remountImages(ctx, remount)
+	n := s.rebindVolumes()
+	klog.InfoS("Node state recovered", "images", len(s.images), "volumes", n, "remounted", len(remount))
+	return nil
+}
+
+// loadRecords reads every image and volume record and cleans the
+// directories a crash left without one.
+func (s *NodeServer) loadRecords() ([]*state.Image, []*state.Volume, error) {
+	ims, skippedIms, err := s.store.Images()
+	if err != nil {
+		return nil, nil, err
+	}
 	vols, skippedVols, err := s.store.Volumes()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	// Directories without a record: a crash before the first write.
 	for _, dir := range skippedIms {
@@ -38,7 +61,13 @@ func (s *NodeServer) recover(ctx context.Context) error {
 			os.RemoveAll(dir)
 		}
 	}
+	return ims, vols, nil
+}
+
+// adopt puts the records in memory.
+func (s *NodeServer) adopt(ims []*state.Image, vols []*state.Volume) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, im := range ims {
 		s.images[im.Digest] = im
 	}
@@ -46,11 +75,32 @@ func (s *NodeServer) recover(ctx context.Context) error {
 		if v.Targets == nil {
 			v.Targets = map[string]state.Target{}
 		}
-		s.volumes[v.Key()] = v
+		s.putVolumeLocked(v)
 	}
-	s.mu.Unlock()
+}
 
-	remounted := map[string]bool{}
+// forgetEarlierBootTargets drops the targets recorded in another boot: a
+// reboot took their mounts down, and their records were not synced, so
+// they may name targets unpublished since (see package state). The kubelet
+// publishes again what its pods still need.
+func (s *NodeServer) forgetEarlierBootTargets() {
+	for _, v := range s.volumeList() {
+		for t := range v.Targets {
+			if !s.store.FromEarlierBoot(v, t) {
+				continue
+			}
+			klog.InfoS("Target recorded in an earlier boot; forgetting it", "volume", v.VolumeID, "target", t)
+			s.forgetTarget(v, t)
+		}
+	}
+}
+
+// checkImageMounts leaves the image mounts that answer alone (dropping the
+// unused ones unless kept as cache), cleans the dead ones, and returns the
+// digests in use that must be mounted again.
+func (s *NodeServer) checkImageMounts(ims []*state.Image) map[string]bool {
+	remount := map[string]bool{}
+	hostPID := -1 // read once, when a record needs it
 	for _, im := range ims {
 		s.mu.Lock()
 		refs := s.refsLocked(im.Digest)
@@ -60,6 +110,17 @@ func (s *NodeServer) recover(ctx context.Context) error {
 			if err == nil {
 				if refs == 0 && !s.opts.KeepUnused {
 					s.dropLogged(im, "unused after restart")
+					continue
+				}
+				if im.FuseHost != "" {
+					// The recorded pid is the last plugin's view: this one
+					// may live in another pid namespace.
+					if hostPID < 0 {
+						hostPID = s.fuse.hostPID()
+					}
+					s.mu.Lock()
+					im.HostPID = hostPID
+					s.mu.Unlock()
 				}
 				continue
 			}
@@ -73,46 +134,65 @@ func (s *NodeServer) recover(ctx context.Context) error {
 			s.dropLogged(im, "unused and not mounted after restart")
 			continue
 		}
-		remounted[im.Digest] = true
+		remount[im.Digest] = true
 	}
-	// Targets removed while we were down are forgotten before anything is
-	// remounted, so no repair recreates them.
-	for _, v := range vols {
+	return remount
+}
+
+// forgetRemovedTargets drops the targets whose directory is gone.
+func (s *NodeServer) forgetRemovedTargets() {
+	for _, v := range s.volumeList() {
 		for t := range v.Targets {
 			if _, err := os.Lstat(t); os.IsNotExist(err) {
 				s.forgetTarget(v, t)
 			}
 		}
 	}
-	// A volume whose image record is missing (unreadable) gets it back.
+}
+
+// remountImages mounts again the images in remount still in use, and those
+// of volumes whose image record is missing (unreadable). It goes through a
+// volume: it knows the source if the pool lost the image.
+func (s *NodeServer) remountImages(ctx context.Context, remount map[string]bool) {
+	vols := s.volumeList()
 	s.mu.Lock()
 	for _, v := range vols {
 		if s.images[v.Digest] == nil {
-			remounted[v.Digest] = true
+			remount[v.Digest] = true
 		}
 	}
 	s.mu.Unlock()
-	// Remount through a volume: it knows the source if the pool lost the image.
 	for _, v := range vols {
-		if remounted[v.Digest] {
+		if remount[v.Digest] {
 			if err := s.ensureImageFor(ctx, v); err != nil {
 				klog.ErrorS(err, "Remount image after restart", "digest", v.Digest, "volume", v.VolumeID)
 			}
 		}
 	}
-	s.mu.Lock()
-	vols = vols[:0]
-	for _, v := range s.volumes {
-		vols = append(vols, v)
-	}
-	s.mu.Unlock()
+}
+
+// rebindVolumes redoes the staging and target mounts that are gone or
+// bound to an older image mount; it returns the number of volumes.
+func (s *NodeServer) rebindVolumes() int {
+	vols := s.volumeList()
 	for _, v := range vols {
 		if err := s.repairMounts(v, false); err != nil {
 			klog.ErrorS(err, "Repair volume after restart", "volume", v.VolumeID)
 		}
 	}
-	klog.InfoS("Node state recovered", "images", len(s.images), "volumes", len(vols), "remounted", len(remounted))
-	return nil
+	return len(vols)
+}
+
+// volumeList is the volumes in memory, by volume id.
+func (s *NodeServer) volumeList() []*state.Volume {
+	s.mu.Lock()
+	vols := make([]*state.Volume, 0, len(s.volumes))
+	for _, v := range s.volumes {
+		vols = append(vols, v)
+	}
+	s.mu.Unlock()
+	sort.Slice(vols, func(i, j int) bool { return vols[i].VolumeID < vols[j].VolumeID })
+	return vols
 }
 
 func (s *NodeServer) dropLogged(im *state.Image, why string) {
@@ -142,7 +222,7 @@ func (s *NodeServer) forgetTarget(v *state.Volume, target string) {
 	next := cloneVolume(cur)
 	delete(next.Targets, target)
 	os.RemoveAll(s.layerDir(v, target))
-	if err := s.store.SaveVolume(next); err != nil {
+	if err := s.store.DeleteTarget(next, target); err != nil {
 		klog.ErrorS(err, "Forget target", "volume", v.VolumeID)
 		return
 	}

@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/daxfs-csi/daxfs-csi/internal/proc"
 	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
 )
 
@@ -90,6 +91,31 @@ func (s *NodeServer) repairMounts(rec *state.Volume, force bool) error {
 		s.setVolume(next)
 	}
 	return nil
+}
+
+// stagingServes is the cheap check a new target's publish makes instead of
+// repairVolume: the volume is bound at the image's current mount, the
+// image's FUSE server runs (a killed one is what leaves a dead mount), and
+// the staging path is still a mount. It makes no round trip to the server
+// (most of a publish's time when it did) and does not grow with the
+// volume's other targets; when it fails, repairVolume does the full repair.
+// A server that hangs alive is the health watch's to find.
+func (s *NodeServer) stagingServes(rec *state.Volume) bool {
+	s.mu.Lock()
+	im := s.images[rec.Digest]
+	ok := im != nil && im.Backend != "" && im.Generation == rec.ImageGen
+	pid := -1 // the kernel mount has no server
+	if ok && im.Backend != backendKernel {
+		pid = im.PID
+		if im.FuseHost != "" {
+			pid = im.HostPID // its mounts die with fuse-host
+		}
+	}
+	s.mu.Unlock()
+	if !ok || pid == 0 || (pid > 0 && !proc.Alive(pid)) {
+		return false
+	}
+	return isMountRootCached(rec.StagingPath)
 }
 
 // repairOthers rebinds the volumes of digest still at an older image

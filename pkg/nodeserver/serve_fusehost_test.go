@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -29,7 +30,7 @@ func TestServeContainerRestartWithFuseHost(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(images, "tree1.daxfs"), readFile(t, samplePath(t, "tree1.static.daxfs")), 0o644))
 	t.Cleanup(func() { cleanupRoot(t, root) })
 	hostSock := filepath.Join(root, "fuse-host.sock")
-	startFuseHost(t, hostSock, filepath.Join(root, "fuse-host.log"))
+	hostCmd := startFuseHost(t, hostSock, filepath.Join(root, "fuse-host.log"))
 	start := func() *exec.Cmd {
 		return startServeHook(t, root, func(pid int) { must(t, cg.add(pid)) }, // before it can launch anything
 			"--node-id", "restart-node", "--pool", "memfile:"+filepath.Join(root, "pool"), "--pool-size", "64Mi",
@@ -49,6 +50,7 @@ func TestServeContainerRestartWithFuseHost(t *testing.T) {
 	must(t, err)
 	hc := fusehost.Client{Socket: hostSock}
 	handle := servedHandle(t, hc) // served inside fuse-host, outside the plugin's cgroup
+	checkHostPID(t, filepath.Join(root, "state"), hostCmd.Process.Pid)
 	if p := fuseServePIDs(root); len(p) != 0 {
 		t.Fatalf("fuse-serve %v, want none: fuse-host serves the image itself", p)
 	}
@@ -77,6 +79,7 @@ func TestServeContainerRestartWithFuseHost(t *testing.T) {
 	if h := servedHandle(t, hc); h != handle {
 		t.Errorf("fuse-host serves %s after the restart, want the untouched %s", h, handle)
 	}
+	checkHostPID(t, filepath.Join(root, "state"), hostCmd.Process.Pid)
 	f.Close()
 	_, err = c.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: "inline-serve", TargetPath: target})
 	must(t, err)
@@ -85,5 +88,23 @@ func TestServeContainerRestartWithFuseHost(t *testing.T) {
 	}
 	if hs, err := hc.Served(ctx); err != nil || len(hs) != 0 {
 		t.Errorf("fuse-host still serves %v (%v) after the last unpublish", hs, err)
+	}
+}
+
+// checkHostPID asserts the image record names fuse-host's pid: a new
+// target's publish checks it instead of a round trip to the mount.
+func checkHostPID(t *testing.T, stateDir string, want int) {
+	t.Helper()
+	recs, err := filepath.Glob(filepath.Join(stateDir, "images", "*", "image.json"))
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("image records %v, %v; want one", recs, err)
+	}
+	var im struct {
+		FuseHost string `json:"fuseHost"`
+		HostPID  int    `json:"hostPid"`
+	}
+	must(t, json.Unmarshal(readFile(t, recs[0]), &im))
+	if im.FuseHost == "" || im.HostPID != want {
+		t.Fatalf("image record: fuseHost %q hostPid %d; want a handle and fuse-host's pid %d", im.FuseHost, im.HostPID, want)
 	}
 }

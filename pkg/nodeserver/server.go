@@ -100,7 +100,7 @@ type NodeServer struct {
 	// only while holding earlier ones, never the other way; the two places
 	// that go against it only TryLock and skip what is busy (repairOthers
 	// takes volLocks under an imgLock; evictOne takes another digest's
-	// imgLock under one). mu guards images and volumes and is held for map
+	// imgLock under one). mu guards images, volumes and idx and is held for map
 	// work only, never across I/O or another lock. A name ending in Locked
 	// means the caller holds mu.
 	volLocks  *keyedMutex // per volume id
@@ -109,7 +109,8 @@ type NodeServer struct {
 
 	mu      sync.Mutex
 	images  map[string]*state.Image  // by digest
-	volumes map[string]*state.Volume // by state.Volume.Key()
+	volumes map[string]*state.Volume // by state.Volume.Key(); changed only by putVolumeLocked and deleteVolumeLocked
+	idx     volIndex                 // digest refs and recorded paths of volumes
 
 	stop      chan struct{}
 	watchDone chan struct{}
@@ -172,6 +173,7 @@ func New(opts Options) (*NodeServer, error) {
 		imgLocks:  newKeyedMutex(),
 		images:    map[string]*state.Image{},
 		volumes:   map[string]*state.Volume{},
+		idx:       newVolIndex(),
 	}
 	if opts.FuseHostSocket != "" {
 		host := fusehost.Client{Socket: opts.FuseHostSocket}
@@ -198,17 +200,6 @@ func (s *NodeServer) Shutdown() {
 	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.watchDone
 	klog.InfoS("Node server stopped; image mounts and volumes stay mounted")
-}
-
-// refs counts the volumes that use digest; the caller holds s.mu.
-func (s *NodeServer) refsLocked(digest string) int {
-	n := 0
-	for _, v := range s.volumes {
-		if v.Digest == digest {
-			n++
-		}
-	}
-	return n
 }
 
 // ownerName is the pool owner of this node's references; the pool keeps at

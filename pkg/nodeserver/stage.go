@@ -136,12 +136,16 @@ func (s *NodeServer) addVolume(ctx context.Context, r resolved, rec *state.Volum
 	s.mu.Lock()
 	rec.ImageGen = im.Generation
 	s.mu.Unlock()
-	if err := s.store.SaveVolume(rec); err != nil {
+	save := s.store.SaveVolume
+	if rec.Ephemeral {
+		save = s.store.SavePublish // an inline volume's record is its publish
+	}
+	if err := save(rec); err != nil {
 		s.forgetImageIfUnused(r.Digest)
 		return err
 	}
 	s.mu.Lock()
-	s.volumes[rec.Key()] = rec
+	s.putVolumeLocked(rec)
 	s.mu.Unlock()
 	return nil
 }
@@ -154,7 +158,7 @@ func (s *NodeServer) removeVolume(rec *state.Volume) error {
 		return err
 	}
 	s.mu.Lock()
-	delete(s.volumes, key)
+	s.deleteVolumeLocked(key)
 	s.mu.Unlock()
 	return s.releaseImage(rec.Digest)
 }

@@ -30,7 +30,7 @@ type KernelProbe struct {
 func (s *Store) kernelProbePath() string { return filepath.Join(s.Dir, "kernel-probe.json") }
 
 // SaveKernelProbe records the last probe of the kernel module.
-func (s *Store) SaveKernelProbe(p KernelProbe) error { return writeJSON(s.kernelProbePath(), p) }
+func (s *Store) SaveKernelProbe(p KernelProbe) error { return writeJSON(s.kernelProbePath(), p, true) }
 
 // KernelProbe reads the last recorded probe; ok is false when there is none.
 func (s *Store) KernelProbe() (p KernelProbe, ok bool, err error) {

@@ -1,6 +1,19 @@
 // Package state keeps the node plugin's record of image mounts and volumes in
 // a directory, one small JSON file per image and per volume, written
 // atomically, so a restarted (even kill -9'ed) plugin knows every mount it made.
+//
+// Image records and stagings are synced to disk. Publish records (a PV's
+// target, one small file each; an inline volume) are not: such a record
+// only has to
+// outlive the plugin process, not the machine. A write and rename the
+// plugin made before a kill -9 or a container restart sits in the kernel's
+// page cache, and the next plugin reads it whole (rename is atomic for
+// every reader in one boot). A power loss or reboot takes every mount down,
+// so what such a record names no longer exists whatever the disk kept;
+// the record carries the boot that wrote it and recovery trusts it only in
+// that boot (FromEarlierBoot). The kubelet publishes again after
+// a reboot. The disk may keep an old copy of a record written unsynced, or
+// none (then the directory counts as unrecorded): both name nothing mounted.
 package state
 
 import (
@@ -15,6 +28,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Backends of an image mount.
@@ -32,7 +47,11 @@ type Image struct {
 	PID     int    `json:"pid,omitempty"`     // fuse-serve process
 	// FuseHost is the fuse-host handle of a mount fuse-host serves itself
 	// (no process of its own: PID is 0).
-	FuseHost string    `json:"fuseHost,omitempty"`
+	FuseHost string `json:"fuseHost,omitempty"`
+	// HostPID is that fuse-host's pid as the plugin sees it (SO_PEERCRED;
+	// 0 unknown): a publish's cheap check that the mount has a server.
+	// Never signalled.
+	HostPID  int       `json:"hostPid,omitempty"`
 	LastUsed time.Time `json:"lastUsed"`
 	// Generation counts image mounts: a volume bound at an older one points
 	// at a dead mount and must be bound again.
@@ -49,7 +68,10 @@ type Target struct {
 }
 
 // Volume is a PV staging (Ephemeral false, keyed by volume id) or an inline
-// ephemeral publish (keyed by volume id and target).
+// ephemeral publish (keyed by volume id and target). A PV's volume.json
+// holds no targets: each is a file of its own (SaveTarget), so a publish
+// writes a new small file instead of replacing a record that grows with
+// the targets (on ext4 a rename over an existing file also flushes it).
 type Volume struct {
 	VolumeID    string            `json:"volumeID"`
 	Digest      string            `json:"digest"`
@@ -58,6 +80,18 @@ type Volume struct {
 	Context     map[string]string `json:"context,omitempty"`
 	Targets     map[string]Target `json:"targets,omitempty"`
 	ImageGen    int               `json:"imageGen,omitempty"` // Image.Generation its mounts were made at
+	// Boot is the boot id of an inline volume's unsynced record
+	// (SavePublish); empty: synced.
+	Boot string `json:"boot,omitempty"`
+	// targetBoot is the Boot of each PV target read from its file.
+	targetBoot map[string]string
+}
+
+// targetRecord is a PV target's file, targets/<TargetKey>.json.
+type targetRecord struct {
+	Path string `json:"path"`
+	Target
+	Boot string `json:"boot,omitempty"`
 }
 
 // Key names the volume's directory: a hash, since volume ids and paths may
@@ -87,8 +121,16 @@ func shortHash(s string) string {
 	return hex.EncodeToString(h[:16])
 }
 
+// BootIDFile names this boot of the machine.
+const BootIDFile = "/proc/sys/kernel/random/boot_id"
+
 // Store is a state directory.
-type Store struct{ Dir string }
+type Store struct {
+	Dir string
+	// Boot is this boot's id; empty when unknown, and then publish records
+	// are synced like the others.
+	Boot string
+}
 
 // Open creates the directory layout when missing.
 func Open(dir string) (*Store, error) {
@@ -97,7 +139,18 @@ func Open(dir string) (*Store, error) {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}
 	}
-	return &Store{Dir: dir}, nil
+	boot, _ := os.ReadFile(BootIDFile)
+	return &Store{Dir: dir, Boot: strings.TrimSpace(string(boot))}, nil
+}
+
+// FromEarlierBoot reports whether v's target was recorded in another boot:
+// its mount cannot exist now.
+func (s *Store) FromEarlierBoot(v *Volume, target string) bool {
+	boot := v.Boot
+	if !v.Ephemeral {
+		boot = v.targetBoot[target]
+	}
+	return boot != "" && boot != s.Boot
 }
 
 // Hex is the hex part of a sha256:<hex> digest, validated so it is a safe
@@ -130,7 +183,7 @@ func (s *Store) SaveImage(im *Image) error {
 	if _, err := Hex(im.Digest); err != nil {
 		return err
 	}
-	return writeJSON(filepath.Join(s.ImageDir(im.Digest), "image.json"), im)
+	return writeJSON(filepath.Join(s.ImageDir(im.Digest), "image.json"), im, true)
 }
 
 // DeleteImage removes the image's directory; its mount must be gone.
@@ -141,9 +194,62 @@ func (s *Store) DeleteImage(digest string) error {
 	return removeDir(s.ImageDir(digest))
 }
 
-// SaveVolume writes volumes/<key>/volume.json atomically.
+// SaveVolume writes volumes/<key>/volume.json atomically and durably; a
+// PV's targets are not in it (SaveTarget).
 func (s *Store) SaveVolume(v *Volume) error {
-	return writeJSON(filepath.Join(s.VolumeDir(v.Key()), "volume.json"), v)
+	if !v.Ephemeral {
+		c := *v
+		c.Targets = nil
+		v = &c
+	}
+	return writeJSON(filepath.Join(s.VolumeDir(v.Key()), "volume.json"), v, true)
+}
+
+// SavePublish writes an inline volume's record atomically but without
+// fsync (see the package comment), stamped with this boot.
+func (s *Store) SavePublish(v *Volume) error {
+	if !v.Ephemeral || s.Boot == "" {
+		return s.SaveVolume(v)
+	}
+	v.Boot = s.Boot
+	return writeJSON(filepath.Join(s.VolumeDir(v.Key()), "volume.json"), v, false)
+}
+
+func (s *Store) targetPath(v *Volume, target string) string {
+	return filepath.Join(s.VolumeDir(v.Key()), "targets", TargetKey(target)+".json")
+}
+
+// SaveTarget records PV v's target v.Targets[target] in a file of its own,
+// without fsync (see the package comment), stamped with this boot. It is
+// written in place, not renamed: the caller mounts only after it returns,
+// so a file a kill -9 left torn names no mount, and loadTargets drops it.
+func (s *Store) SaveTarget(v *Volume, target string) error {
+	if s.Boot == "" {
+		return writeJSON(s.targetPath(v, target), targetRecord{Path: target, Target: v.Targets[target]}, true)
+	}
+	p := s.targetPath(v, target)
+	b, err := json.Marshal(targetRecord{Path: target, Target: v.Targets[target], Boot: s.Boot})
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", p, err)
+	}
+	if err := os.WriteFile(p, b, 0o600); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return fmt.Errorf("write state: %w", err)
+		}
+		err = os.WriteFile(p, b, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("write state %s: %w", p, err)
+	}
+	return nil
+}
+
+// DeleteTarget removes PV v's record of target.
+func (s *Store) DeleteTarget(v *Volume, target string) error {
+	if err := os.Remove(s.targetPath(v, target)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove state of target %s: %w", target, err)
+	}
+	return nil
 }
 
 // DeleteVolume removes the volume's directory, writable layers included.
@@ -164,7 +270,8 @@ func (s *Store) Images() (ims []*Image, skipped []string, err error) {
 	return ims, skipped, err
 }
 
-// Volumes loads every volume record, sorted by volume id.
+// Volumes loads every volume record, a PV's target files included, sorted
+// by volume id.
 func (s *Store) Volumes() (vols []*Volume, skipped []string, err error) {
 	err = s.each("volumes", "volume.json", func(dir string, b []byte) {
 		v := &Volume{}
@@ -174,8 +281,59 @@ func (s *Store) Volumes() (vols []*Volume, skipped []string, err error) {
 		}
 		vols = append(vols, v)
 	}, &skipped)
+	for _, v := range vols {
+		if !v.Ephemeral {
+			if err := s.loadTargets(v); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
 	sort.Slice(vols, func(i, j int) bool { return vols[i].VolumeID < vols[j].VolumeID })
 	return vols, skipped, err
+}
+
+// loadTargets reads PV v's target files. Targets an older version kept in
+// volume.json (synced) move to files here. A torn file (a power loss) names
+// nothing mounted and is removed.
+func (s *Store) loadTargets(v *Volume) error {
+	if len(v.Targets) > 0 {
+		for t := range v.Targets {
+			if err := writeJSON(s.targetPath(v, t), targetRecord{Path: t, Target: v.Targets[t]}, true); err != nil {
+				return err
+			}
+		}
+		if err := s.SaveVolume(v); err != nil {
+			return err
+		}
+	}
+	dir := filepath.Join(s.VolumeDir(v.Key()), "targets")
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read state: %w", err)
+	}
+	v.Targets, v.targetBoot = map[string]Target{}, map[string]string{}
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		if !strings.HasSuffix(e.Name(), ".json") {
+			os.Remove(p) // a temp file a kill -9 left
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("read state: %w", err)
+		}
+		var r targetRecord
+		if json.Unmarshal(b, &r) != nil || r.Path == "" || e.Name() != TargetKey(r.Path)+".json" {
+			os.Remove(p)
+			continue
+		}
+		v.Targets[r.Path] = r.Target
+		v.targetBoot[r.Path] = r.Boot
+	}
+	return nil
 }
 
 func (s *Store) each(sub, file string, fn func(dir string, b []byte), skipped *[]string) error {
@@ -201,9 +359,10 @@ func (s *Store) each(sub, file string, fn func(dir string, b []byte), skipped *[
 	return nil
 }
 
-// writeJSON writes path via a temp file, fsync and rename, then fsyncs the
-// directory, so a crash leaves either the old or the new record.
-func writeJSON(path string, v any) error {
+// writeJSON writes path via a temp file and rename, so a reader sees the
+// old or the new record. With sync it fsyncs the file before the rename and
+// the directory after: a power loss then leaves one of the two as well.
+func writeJSON(path string, v any, sync bool) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
@@ -218,7 +377,7 @@ func writeJSON(path string, v any) error {
 	}
 	tmp := f.Name()
 	_, err = f.Write(b)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -230,6 +389,9 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	if !sync {
+		return nil
 	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
@@ -252,13 +414,53 @@ func removeDir(dir string) error {
 	return nil
 }
 
-// mountedUnder returns a mount point at or below dir, or "".
+// mountedUnder returns a mount point at or below dir, or "". It walks dir
+// and asks statx of each directory whether it is a mount root, so it costs
+// what the removal itself costs, not a read of the whole mount table (the
+// node has one mount per published volume). A directory statx cannot look
+// at (a dead FUSE mount) counts as mounted. Kernels before 5.8 lack
+// STATX_ATTR_MOUNT_ROOT and get the mountinfo scan.
 func mountedUnder(dir string) (string, error) {
+	dir = filepath.Clean(dir)
+	found := ""
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == dir && errors.Is(err, fs.ErrNotExist) {
+				return fs.SkipAll
+			}
+			found = p // unreadable: maybe a dead mount
+			return fs.SkipAll
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		var stx unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS, &stx); err != nil {
+			found = p
+			return fs.SkipAll
+		}
+		if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+			return errNoMountRoot
+		}
+		if stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+			found = p
+			return fs.SkipAll
+		}
+		return nil
+	})
+	if errors.Is(err, errNoMountRoot) {
+		return mountedUnderByMountinfo(dir)
+	}
+	return found, err
+}
+
+var errNoMountRoot = errors.New("statx has no STATX_ATTR_MOUNT_ROOT")
+
+func mountedUnderByMountinfo(dir string) (string, error) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return "", fmt.Errorf("read mountinfo: %w", err)
 	}
-	dir = filepath.Clean(dir)
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 5 {

@@ -28,6 +28,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	must(t, s.SaveTarget(pv, "/t"))
 	if pv.Key() == eph.Key() || strings.ContainsAny(pv.Key(), "/") {
 		t.Fatalf("keys %q %q must differ and be path-safe", pv.Key(), eph.Key())
 	}
@@ -105,3 +106,104 @@ func TestUnescapeOctal(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// The statx walk and the mountinfo scan (kernels before 5.8) find the same
+// nested mount, and nothing once it is gone.
+func TestMountedUnderFindsNestedMount(t *testing.T) {
+	machine.NeedRoot(t, "a bind mount")
+	dir := t.TempDir()
+	deep := filepath.Join(dir, "rw", "x", "upper")
+	must(t, os.MkdirAll(deep, 0o700))
+	os.WriteFile(filepath.Join(dir, "volume.json"), []byte("{}"), 0o600)
+	if err := unix.Mount(t.TempDir(), deep, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(deep, unix.MNT_DETACH) })
+	for name, f := range map[string]func(string) (string, error){"statx": mountedUnder, "mountinfo": mountedUnderByMountinfo} {
+		if m, err := f(dir); err != nil || m != deep {
+			t.Errorf("%s: mountedUnder = %q, %v; want %s", name, m, err, deep)
+		}
+	}
+	must(t, unix.Unmount(deep, 0))
+	for name, f := range map[string]func(string) (string, error){"statx": mountedUnder, "mountinfo": mountedUnderByMountinfo} {
+		if m, err := f(dir); err != nil || m != "" {
+			t.Errorf("%s after unmount: %q, %v", name, m, err)
+		}
+	}
+	if m, err := mountedUnder(filepath.Join(dir, "missing")); err != nil || m != "" {
+		t.Errorf("missing dir: %q, %v", m, err)
+	}
+}
+
+// Publish records are stamped with the boot that wrote them; a record of
+// another boot is reported as such, a synced one (no stamp) never. A PV's
+// targets live in files of their own, and targets an older version kept in
+// volume.json move there.
+func TestPublishRecordsStampBoot(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	if s.Boot == "" {
+		t.Fatalf("no boot id read from %s", BootIDFile)
+	}
+	other := &Store{Dir: s.Dir, Boot: "another-boot"}
+	pv := &Volume{VolumeID: "v", Digest: dg, StagingPath: "/s", Targets: map[string]Target{"/t": {Flags: "noexec"}, "/u": {}}}
+	eph := &Volume{VolumeID: "e", Digest: dg, Ephemeral: true, Targets: map[string]Target{"/e": {}}}
+	// The format of older versions: targets in a synced volume.json.
+	must(t, writeJSON(filepath.Join(s.VolumeDir(pv.Key()), "volume.json"), pv, true))
+	must(t, s.SavePublish(eph))
+	vols, _, err := s.Volumes()
+	must(t, err)
+	if len(vols) != 2 || vols[1].Targets["/t"].Flags != "noexec" || len(vols[1].Targets) != 2 {
+		t.Fatalf("read back %+v", vols)
+	}
+	if s.FromEarlierBoot(vols[1], "/t") || other.FromEarlierBoot(vols[1], "/t") {
+		t.Error("a synced target counts as another boot's")
+	}
+	if s.FromEarlierBoot(vols[0], "/e") || !other.FromEarlierBoot(vols[0], "/e") {
+		t.Error("inline record: boot not told apart")
+	}
+	b, _ := os.ReadFile(filepath.Join(s.VolumeDir(pv.Key()), "volume.json"))
+	if strings.Contains(string(b), "/t") {
+		t.Errorf("volume.json still holds the targets: %s", b)
+	}
+	// A publish and an unpublish in this boot.
+	pv.Targets["/w"] = Target{Writable: true}
+	must(t, s.SaveTarget(pv, "/w"))
+	must(t, s.DeleteTarget(pv, "/u"))
+	vols, _, err = s.Volumes()
+	must(t, err)
+	v := vols[1]
+	if len(v.Targets) != 2 || !v.Targets["/w"].Writable || s.FromEarlierBoot(v, "/w") || !other.FromEarlierBoot(v, "/w") {
+		t.Fatalf("after publish and unpublish: %+v", v)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A target file a kill -9 left empty (created, not yet written: its mount
+// was never made) or a temp file is dropped at load, not fatal.
+func TestTornTargetFileDropped(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	pv := &Volume{VolumeID: "v", Digest: dg, StagingPath: "/s", Targets: map[string]Target{"/t": {}, "/torn": {}}}
+	must(t, s.SaveVolume(pv))
+	must(t, s.SaveTarget(pv, "/t"))
+	torn := s.targetPath(pv, "/torn")
+	must(t, os.WriteFile(torn, nil, 0o600))
+	must(t, os.WriteFile(filepath.Join(filepath.Dir(torn), ".tmp-1"), []byte("{"), 0o600))
+	vols, _, err := s.Volumes()
+	must(t, err)
+	if len(vols) != 1 || len(vols[0].Targets) != 1 || !hasKey(vols[0].Targets, "/t") {
+		t.Fatalf("read back %+v", vols)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(torn)); len(ents) != 1 {
+		t.Errorf("files left in targets/: %v", ents)
+	}
+}
+
+func hasKey(m map[string]Target, k string) bool { _, ok := m[k]; return ok }
