@@ -26,10 +26,13 @@ func runController(args []string) error {
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":8080", "address of /metrics; 0 disables")
 	fs.StringVar(&o.HealthAddr, "health-addr", ":8081", "address of /healthz and /readyz; 0 disables")
 	fs.DurationVar(&o.HeartbeatTTL, "heartbeat-ttl", controller.DefaultHeartbeatTTL, "a node whose DaxNode heartbeat is older loses its placements")
+	qps := fs.Float64("kube-api-qps", controller.DefaultKubeAPIQPS, "API requests per second the controller may make (client-side limit)")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", controller.DefaultKubeAPIBurst, "burst of API requests above --kube-api-qps")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	o.KubeAPIQPS = float32(*qps)
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments: %v", fs.Args())}
 	}
