@@ -8,6 +8,8 @@ import (
 // Place decides where each image gets its copies. Rules, in order:
 //   - images are placed by priority (high first), then name;
 //   - a pool already holding the image costs nothing and is used first;
+//   - then a pool the image is already placed in (Image.Prefer), while it
+//     fits without eviction: a change elsewhere moves no pending copy;
 //   - a pool seen by several nodes holds one copy for all of them, so pools
 //     reaching more uncovered matching nodes win;
 //   - then the pool with most free space, then the least loaded node;
@@ -184,6 +186,7 @@ func (ip *imagePlan) allMatching(matching, cands []int32) {
 			ip.assign(pi)
 		}
 	}
+	ip.keepPrevious(func() bool { return false })
 	missing := 0
 	for _, ni := range matching {
 		if p.covered[ni] == p.stamp {
@@ -205,6 +208,23 @@ func (ip *imagePlan) allMatching(matching, cands []int32) {
 	}
 }
 
+// keepPrevious assigns the image's preferred (current) pools that are
+// candidates, reach an uncovered matching node and fit without eviction,
+// until done says enough.
+func (ip *imagePlan) keepPrevious(done func() bool) {
+	p := ip.p
+	for _, id := range ip.img.Prefer {
+		if done() {
+			return
+		}
+		pi, ok := p.poolIdx[id]
+		if !ok || p.pools[pi].stamp != p.stamp || p.coverage(pi) == 0 || p.fit(pi, ip.need(pi), ip.prio()) != 0 {
+			continue
+		}
+		ip.assign(pi)
+	}
+}
+
 // replicas gives Replicas matching nodes a copy they reach.
 func (ip *imagePlan) replicas(matching, cands []int32) {
 	p := ip.p
@@ -217,6 +237,7 @@ func (ip *imagePlan) replicas(matching, cands []int32) {
 			ip.assign(pi)
 		}
 	}
+	ip.keepPrevious(func() bool { return ip.covered >= target })
 	for ip.covered < target {
 		var best choice
 		found := false
