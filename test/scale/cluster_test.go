@@ -110,9 +110,9 @@ func newCluster(nNodes, nImages int) cluster {
 	for i := range nNodes {
 		rack := i / nodesPerRack
 		labels := map[string]string{
-			zoneLabel: fmt.Sprintf("zone-%d", rack%zones),
-			rackLabel: fmt.Sprintf("rack-%03d", rack),
-			tierLabel: "cpu",
+			zoneLabel:                fmt.Sprintf("zone-%d", rack%zones),
+			rackLabel:                fmt.Sprintf("rack-%03d", rack),
+			tierLabel:                "cpu",
 			"kubernetes.io/hostname": nodeName(i),
 			"kubernetes.io/os":       "linux",
 		}

@@ -205,7 +205,28 @@ func busiestPool(w *imageWatch, c cluster, skip string) (node string, poolID str
 type phase struct {
 	name string
 	settled
-	api writeTally
+	api     writeTally
+	touched int // images whose status named the changed pool or node before
+}
+
+// touching counts the images whose placements name pool (when not "") or node.
+func touching(w *imageWatch, pool, node string) int {
+	n := 0
+	w.each(func(img *daxv1.DaxImage) {
+		hit := false
+		for _, p := range img.Status.Placements {
+			if p.PoolID == pool || p.Node == node {
+				hit = true
+			}
+			for _, x := range p.Nodes {
+				hit = hit || x == node
+			}
+		}
+		if hit {
+			n++
+		}
+	})
+	return n
 }
 
 func runScale(b *testing.B, nNodes, nImages int) {
@@ -225,9 +246,9 @@ func runScale(b *testing.B, nNodes, nImages int) {
 		return m
 	}
 	var phases []phase
-	measure := func(name string, m *manager, start time.Time, before counts) {
-		s := settle(b, ctx, w, m, nImages, start, 5*time.Minute)
-		phases = append(phases, phase{name: name, settled: s, api: writesBetween(before, scrapeAPI())})
+	measure := func(name string, m *manager, from mark, before counts, touched int) {
+		s := settle(b, ctx, w, m, nImages, from, 5*time.Minute)
+		phases = append(phases, phase{name: name, settled: s, api: writesBetween(before, scrapeAPI()), touched: touched})
 	}
 
 	m := startManager(b, e.kubeconfig)
@@ -240,7 +261,7 @@ func runScale(b *testing.B, nNodes, nImages int) {
 	// then users create the images; the controller runs throughout.
 	before := scrapeAPI()
 	b.ResetTimer()
-	start := time.Now()
+	from := markNow(b, ctx, w, m)
 	parallel(b, nNodes, func(i int) error {
 		n := c.nodes[i].DeepCopy()
 		st := n.Status
@@ -252,14 +273,14 @@ func runScale(b *testing.B, nNodes, nImages int) {
 		return e.c.Status().Update(ctx, n)
 	})
 	parallel(b, nImages, func(i int) error { return e.c.Create(ctx, c.images[i].DeepCopy()) })
-	created := time.Since(start)
+	created := time.Since(from.at)
 	names := make([]string, nNodes)
 	for i := range names {
 		names[i] = c.nodes[i].Name
 	}
 	var gone sync.Map
 	go heartbeats(ctx, e.c, names, &gone)
-	measure("bring-up", m, start, before)
+	measure("bring-up", m, from, before, nImages)
 	rss, hwm, cpu, err := procStats(m.cmd.Process.Pid)
 	if err != nil {
 		b.Fatal(err)
@@ -267,8 +288,9 @@ func runScale(b *testing.B, nNodes, nImages int) {
 
 	// A pool shrinks: the busiest local pool loses all its free space.
 	shrunkNode, shrunkPool := busiestPool(w, c, "")
+	touched := touching(w, shrunkPool, "\x00")
 	before = scrapeAPI()
-	start = time.Now()
+	from = markNow(b, ctx, w, m)
 	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		var n daxv1.DaxNode
 		if err := e.c.Get(ctx, client.ObjectKey{Name: shrunkNode}, &n); err != nil {
@@ -283,7 +305,7 @@ func runScale(b *testing.B, nNodes, nImages int) {
 	}); err != nil {
 		b.Fatal(err)
 	}
-	measure("pool shrinks", m, start, before)
+	measure("pool shrinks", m, from, before, touched)
 	staged := map[string]bool{}
 	for _, im := range c.nodes[nodeIndex(shrunkNode)].Status.Pools[0].Images {
 		staged[im.Digest] = true
@@ -299,12 +321,13 @@ func runScale(b *testing.B, nNodes, nImages int) {
 	// A node goes away.
 	goneNode, _ := busiestPool(w, c, shrunkNode)
 	gone.Store(goneNode, true)
+	touched = touching(w, "\x00", goneNode)
 	before = scrapeAPI()
-	start = time.Now()
+	from = markNow(b, ctx, w, m)
 	if err := e.c.Delete(ctx, &daxv1.DaxNode{ObjectMeta: metav1.ObjectMeta{Name: goneNode}}); err != nil {
 		b.Fatal(err)
 	}
-	measure("node goes away", m, start, before)
+	measure("node goes away", m, from, before, touched)
 	w.each(func(img *daxv1.DaxImage) {
 		for _, p := range img.Status.Placements {
 			for _, n := range append([]string{p.Node}, p.Nodes...) {
@@ -318,12 +341,14 @@ func runScale(b *testing.B, nNodes, nImages int) {
 	// The controller restarts on the full cluster (a new leader).
 	m.stop(b)
 	before = scrapeAPI()
-	start = time.Now()
+	start := time.Now()
 	m = startManager(b, e.kubeconfig)
 	if _, _, err := waitMetrics(ctx, m); err != nil {
 		b.Fatalf("controller metrics: %v\n%s", err, m.logs.String())
 	}
-	measure("restart", m, start, before)
+	from = markNow(b, ctx, w, m)
+	from.at, from.passes = start, 0 // a new process counts from 0
+	measure("restart", m, from, before, 0)
 	_, hwm2, cpu2, err := procStats(m.cmd.Process.Pid)
 	if err != nil {
 		b.Fatal(err)
@@ -334,8 +359,8 @@ func runScale(b *testing.B, nNodes, nImages int) {
 	b.Logf("manager after bring-up: RSS %.0f MiB (peak %.0f MiB), CPU %.1f s; after restart: peak %.0f MiB, CPU %.1f s",
 		rss, hwm, cpu, hwm2, cpu2)
 	for _, p := range phases {
-		b.Logf("%-15s %6.2f s  %4d status writes (watch)  %4d DaxImage status writes (apiserver)  %3d passes  all writes: %s",
-			p.name, p.took.Seconds(), p.writes, p.api.sum("daximages/status"), p.passes, p.api)
+		b.Logf("%-15s %6.2f s  %4d status writes (watch)  %4d DaxImage status writes (apiserver)  %4d images touched  %3d passes  all writes: %s",
+			p.name, p.took.Seconds(), p.writes, p.api.sum("daximages/status"), p.touched, p.passes, p.api)
 	}
 	b.Logf("shrunk %s pool %s; deleted %s", shrunkNode, shrunkPool, goneNode)
 	b.ReportMetric(phases[0].took.Seconds(), "converge-s")
@@ -343,8 +368,10 @@ func runScale(b *testing.B, nNodes, nImages int) {
 	b.ReportMetric(hwm, "peak-rss-MiB")
 	b.ReportMetric(phases[1].took.Seconds(), "shrink-s")
 	b.ReportMetric(float64(phases[1].api.sum("daximages/status")), "shrink-writes")
+	b.ReportMetric(float64(phases[1].touched), "shrink-touched")
 	b.ReportMetric(phases[2].took.Seconds(), "gone-s")
 	b.ReportMetric(float64(phases[2].api.sum("daximages/status")), "gone-writes")
+	b.ReportMetric(float64(phases[2].touched), "gone-touched")
 	b.ReportMetric(phases[3].took.Seconds(), "restart-s")
 	b.ReportMetric(float64(phases[3].api.sum("daximages/status")), "restart-writes")
 	b.ReportMetric(0, "ns/op")

@@ -92,16 +92,28 @@ type settled struct {
 // empty and no pass running, before a placement counts as stable.
 const quiet = 2 * time.Second
 
-// settle waits until every one of want images has a status for its
-// generation, the controller finished a pass after the last write (or
-// after start when nothing was written), and nothing was written for quiet.
-func settle(b *testing.B, ctx context.Context, w *imageWatch, m *manager, want int, start time.Time, timeout time.Duration) settled {
+// mark is where a phase starts: status writes seen and passes finished.
+type mark struct {
+	at          time.Time
+	mod, passes int
+}
+
+func markNow(b *testing.B, ctx context.Context, w *imageWatch, m *manager) mark {
 	b.Helper()
-	mod0, _ := w.state()
-	pass0, _, err := m.passes(ctx)
+	mod, _ := w.state()
+	passes, _, err := m.passes(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return mark{at: time.Now(), mod: mod, passes: passes}
+}
+
+// settle waits until every one of want images has a status for its
+// generation, the controller finished a pass after the last write (or
+// after start when nothing was written), and nothing was written for quiet.
+func settle(b *testing.B, ctx context.Context, w *imageWatch, m *manager, want int, from mark, timeout time.Duration) settled {
+	b.Helper()
+	mod0, pass0, start := from.mod, from.passes, from.at
 	passAtWrite, seenMod := pass0, mod0
 	var firstPass time.Time
 	deadline := time.Now().Add(timeout)
