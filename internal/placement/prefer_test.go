@@ -43,3 +43,16 @@ func TestPreferYieldsWhenItNoLongerFits(t *testing.T) {
 		t.Errorf("a in %q; want p2 (p1 too small now)", poolsOf(got, "a"))
 	}
 }
+
+// A shared pool reaching more of the image's nodes than its current local
+// copy wins over keeping it: the copies gather into the shared pool.
+func TestPreferYieldsToASharedPoolReachingMore(t *testing.T) {
+	ns := nodes("c1", "c2", "c3")
+	im := img("a", dA, 10, 0, "c1", "c2", "c3")
+	im.Prefer = []string{"local-c1"}
+	pools := []Pool{pool("local-c1", 500, "c1"), pool("cxl", 100, "c1", "c2", "c3")}
+	got := Place([]Image{im}, ns, pools)
+	if poolsOf(got, "a") != "cxl" {
+		t.Errorf("a in %q; want one copy in cxl, which reaches all three", poolsOf(got, "a"))
+	}
+}
