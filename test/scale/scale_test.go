@@ -8,8 +8,9 @@
 // Each size starts its own apiserver, runs the controller as a child
 // process (its RSS and CPU are its own), registers the nodes and images
 // while it runs, and waits until every DaxImage has a status and the
-// controller is quiet. Then one node's pool shrinks, one node goes away,
-// and the controller restarts; each phase reports its time and the status
+// controller is quiet. Then one node's pool shrinks, one node's DaxNode is
+// deleted, one node stops its heartbeat (timed from when it expires), and
+// the controller restarts; each phase reports its time and the status
 // writes it caused, counted both on a watch and by the apiserver's own
 // apiserver_request_total. Results: docs/benchmarks.md, "Controller at scale".
 package scale
@@ -20,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -182,7 +184,7 @@ func heartbeats(ctx context.Context, c client.Client, names []string, gone *sync
 }
 
 // busiestPool finds the node and local pool that most placements use.
-func busiestPool(w *imageWatch, c cluster, skip string) (node string, poolID string) {
+func busiestPool(w *imageWatch, c cluster, skip ...string) (node string, poolID string) {
 	perPool := map[string]int{}
 	w.each(func(img *daxv1.DaxImage) {
 		for _, p := range img.Status.Placements {
@@ -191,7 +193,7 @@ func busiestPool(w *imageWatch, c cluster, skip string) (node string, poolID str
 	})
 	best := -1
 	for _, n := range c.nodes {
-		if n.Name == skip {
+		if slices.Contains(skip, n.Name) {
 			continue
 		}
 		id := n.Status.Pools[0].ID
@@ -287,7 +289,7 @@ func runScale(b *testing.B, nNodes, nImages int) {
 	}
 
 	// A pool shrinks: the busiest local pool loses all its free space.
-	shrunkNode, shrunkPool := busiestPool(w, c, "")
+	shrunkNode, shrunkPool := busiestPool(w, c)
 	touched := touching(w, shrunkPool, "\x00")
 	before = scrapeAPI()
 	from = markNow(b, ctx, w, m)
@@ -338,6 +340,33 @@ func runScale(b *testing.B, nNodes, nImages int) {
 		}
 	})
 
+	// A node goes silent: its agent stops, and its placements go when its
+	// heartbeat is older than the TTL, with no event (the controller's own
+	// requeue for the first expiry). Timed from the expiry.
+	silentNode, _ := busiestPool(w, c, shrunkNode, goneNode)
+	gone.Store(silentNode, true)
+	before = scrapeAPI()
+	time.Sleep(time.Second) // a heartbeat in flight lands
+	var sn daxv1.DaxNode
+	if err := e.c.Get(ctx, client.ObjectKey{Name: silentNode}, &sn); err != nil {
+		b.Fatal(err)
+	}
+	expiry := sn.Status.Heartbeat.Add(controller.DefaultHeartbeatTTL)
+	touched = touching(w, "\x00", silentNode)
+	time.Sleep(time.Until(expiry))
+	from = markNow(b, ctx, w, m)
+	from.at = expiry
+	measure("node goes silent", m, from, before, touched)
+	w.each(func(img *daxv1.DaxImage) {
+		for _, p := range img.Status.Placements {
+			for _, n := range append([]string{p.Node}, p.Nodes...) {
+				if n == silentNode {
+					b.Errorf("%s still placed on silent node %s", img.Name, silentNode)
+				}
+			}
+		}
+	})
+
 	// The controller restarts on the full cluster (a new leader).
 	m.stop(b)
 	before = scrapeAPI()
@@ -362,7 +391,7 @@ func runScale(b *testing.B, nNodes, nImages int) {
 		b.Logf("%-15s %6.2f s  %4d status writes (watch)  %4d DaxImage status writes (apiserver)  %4d images touched  %3d passes  all writes: %s",
 			p.name, p.took.Seconds(), p.writes, p.api.sum("daximages/status"), p.touched, p.passes, p.api)
 	}
-	b.Logf("shrunk %s pool %s; deleted %s", shrunkNode, shrunkPool, goneNode)
+	b.Logf("shrunk %s pool %s; deleted %s; silenced %s", shrunkNode, shrunkPool, goneNode, silentNode)
 	b.ReportMetric(phases[0].took.Seconds(), "converge-s")
 	b.ReportMetric(float64(phases[0].api.sum("daximages/status")), "converge-writes")
 	b.ReportMetric(hwm, "peak-rss-MiB")
@@ -372,8 +401,11 @@ func runScale(b *testing.B, nNodes, nImages int) {
 	b.ReportMetric(phases[2].took.Seconds(), "gone-s")
 	b.ReportMetric(float64(phases[2].api.sum("daximages/status")), "gone-writes")
 	b.ReportMetric(float64(phases[2].touched), "gone-touched")
-	b.ReportMetric(phases[3].took.Seconds(), "restart-s")
-	b.ReportMetric(float64(phases[3].api.sum("daximages/status")), "restart-writes")
+	b.ReportMetric(phases[3].took.Seconds(), "silent-s")
+	b.ReportMetric(float64(phases[3].api.sum("daximages/status")), "silent-writes")
+	b.ReportMetric(float64(phases[3].touched), "silent-touched")
+	b.ReportMetric(phases[4].took.Seconds(), "restart-s")
+	b.ReportMetric(float64(phases[4].api.sum("daximages/status")), "restart-writes")
 	b.ReportMetric(0, "ns/op")
 }
 
