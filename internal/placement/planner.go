@@ -15,7 +15,7 @@ type planner struct {
 	match     []int32 // == stamp: matches the current image
 	covered   []int32 // == stamp: reaches a copy of the current image
 	pools     []poolState
-	poolIdx   map[string]int32 // pool id -> index in pools
+	poolIdx   map[string]int32   // pool id -> index in pools
 	wantPrio  map[string]int64   // highest priority wanting each digest
 	stagedAt  map[string][]int32 // pools that held or got a copy of each digest
 	stamp     int32

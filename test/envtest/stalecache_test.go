@@ -31,7 +31,9 @@ func (l *laggingCache) List(ctx context.Context, list client.ObjectList, opts ..
 	return l.Client.List(ctx, list, opts...)
 }
 
-func (l *laggingCache) Status() client.SubResourceWriter { return countingStatus{l.Client.Status(), &l.writes} }
+func (l *laggingCache) Status() client.SubResourceWriter {
+	return countingStatus{l.Client.Status(), &l.writes}
+}
 
 type countingStatus struct {
 	client.SubResourceWriter
