@@ -20,8 +20,17 @@ import (
 var (
 	buildOnce sync.Once
 	binPath   string
+	binDir    string // removed by TestMain
 	buildErr  error
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // controllerBinary builds cmd/daxfs-csi once per process ($DAXFS_BIN wins).
 func controllerBinary(b *testing.B) string {
@@ -36,7 +45,7 @@ func controllerBinary(b *testing.B) string {
 			buildErr = err
 			return
 		}
-		binPath = filepath.Join(dir, "daxfs-csi")
+		binDir, binPath = dir, filepath.Join(dir, "daxfs-csi")
 		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/daxfs-csi").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
