@@ -33,10 +33,13 @@ func parseControllerFlags(args []string) (controller.Options, string, error) {
 	// converter is made on the first such image (oci.Lazy).
 	ociDir := fs.String("oci-cache-dir", "/var/lib/daxfs-csi/oci", "where oci:// DaxImages are converted to learn their digest and size (made on first use)")
 	ociSize := fs.String("oci-cache-size", "0", "cap on --oci-cache-dir (Ki/Mi/Gi/Ti); 0: no cap")
+	qps := fs.Float64("kube-api-qps", controller.DefaultKubeAPIQPS, "API requests per second the controller may make (client-side limit)")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", controller.DefaultKubeAPIBurst, "burst of API requests above --kube-api-qps")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return o, "", err
 	}
+	o.KubeAPIQPS = float32(*qps)
 	if fs.NArg() > 0 {
 		return o, "", usageError{fmt.Sprintf("unexpected arguments: %v", fs.Args())}
 	}

@@ -24,10 +24,20 @@ type Options struct {
 	HeartbeatTTL     time.Duration
 	Resolver         Resolver
 	LeaseDuration    time.Duration // 0: controller-runtime default
+	// Client-side rate limit on API requests; 0: DefaultKubeAPIQPS/Burst.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
 	// For tests: a clock, and several managers in one process.
 	Now                func() time.Time
 	SkipNameValidation bool
 }
+
+// Default client-side rate limit (kube-scheduler's). client-go's own, 5 QPS,
+// made 500 status writes at 1,000 nodes take 2 minutes (docs/benchmarks.md).
+const (
+	DefaultKubeAPIQPS   = 50
+	DefaultKubeAPIBurst = 100
+)
 
 // Scheme knows the core types and ours.
 func Scheme() (*runtime.Scheme, error) {
@@ -48,6 +58,14 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	scheme, err := Scheme()
 	if err != nil {
 		return nil, err
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = o.KubeAPIQPS, o.KubeAPIBurst
+	if cfg.QPS <= 0 {
+		cfg.QPS = DefaultKubeAPIQPS
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = DefaultKubeAPIBurst
 	}
 	mo := ctrl.Options{
 		Scheme:                        scheme,

@@ -39,6 +39,17 @@ type PlacementReconciler struct {
 
 	mu       sync.Mutex
 	failures map[string]resolveFailure // by DaxImage name
+
+	// written is what the last passes wrote, by DaxImage name; only the
+	// reconcile goroutine touches it (MaxConcurrentReconciles is 1).
+	written map[string]writtenStatus
+}
+
+// writtenStatus is one status write: from is the resourceVersion it
+// replaced. A cached object still at that version has not seen the write yet.
+type writtenStatus struct {
+	from   string
+	status daxv1.DaxImageStatus
 }
 
 // SetupWithManager registers the reconciler with watches on both kinds.
@@ -121,6 +132,11 @@ func (r *PlacementReconciler) Reconcile(ctx context.Context, _ reconcile.Request
 			errs = append(errs, err)
 		}
 	}
+	for name := range r.written {
+		if _, ok := byName[name]; !ok {
+			delete(r.written, name)
+		}
+	}
 	if len(errs) > 0 {
 		return reconcile.Result{}, fmt.Errorf("write DaxImage status (%d failed): %w", len(errs), errs[0])
 	}
@@ -163,6 +179,11 @@ func (r *PlacementReconciler) imageInput(ctx context.Context, img *daxv1.DaxImag
 			pi.Digest, pi.Size = d, size
 		}
 	}
+	for _, p := range img.Status.Placements {
+		if p.State != daxv1.PlacementFailed {
+			pi.Prefer = append(pi.Prefer, p.PoolID)
+		}
+	}
 	nodes, err := matchingNodes(img, live)
 	if err != nil {
 		problem = err.Error()
@@ -171,18 +192,33 @@ func (r *PlacementReconciler) imageInput(ctx context.Context, img *daxv1.DaxImag
 	return pi, problem
 }
 
-// writeStatus updates the image's status when it changed.
+// writeStatus updates the image's status when it changed. The cache may
+// not have caught up with this controller's own last write yet: a status
+// equal to that write is not sent again, and a conflict is not an error,
+// since the newer version's watch event brings another pass.
 func (r *PlacementReconciler) writeStatus(ctx context.Context, img *daxv1.DaxImage, st daxv1.DaxImageStatus) error {
+	if w, ok := r.written[img.Name]; ok && w.from == img.ResourceVersion && sameButTimes(w.status, st) {
+		return nil
+	}
 	if statusEqual(img.Status, st) {
 		return nil
 	}
+	from := img.ResourceVersion
 	img.Status = st
 	if err := r.Client.Status().Update(ctx, img); err != nil {
-		if apierrors.IsNotFound(err) {
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil
+		case apierrors.IsConflict(err):
+			klog.V(2).InfoS("DaxImage changed since the cache saw it; the next pass writes it", "daximage", img.Name)
 			return nil
 		}
 		return fmt.Errorf("update status of DaxImage %s: %w", img.Name, err)
 	}
+	if r.written == nil {
+		r.written = map[string]writtenStatus{}
+	}
+	r.written[img.Name] = writtenStatus{from: from, status: st}
 	klog.V(1).InfoS("DaxImage placed", "daximage", img.Name, "copies", st.PlacedCount, "ready", st.ReadyCount, "nodes", st.NodeCount)
 	return nil
 }

@@ -64,3 +64,17 @@ func buildStatus(img *daxv1.DaxImage, in *placement.Image, res placement.Assignm
 func statusEqual(a, b daxv1.DaxImageStatus) bool {
 	return equality.Semantic.DeepEqual(a, b)
 }
+
+// sameButTimes compares statuses with condition transition times aside: a
+// pass on a cache that has not seen the last write rebuilds its
+// conditions from the older ones, with a new time for the same transition.
+func sameButTimes(a, b daxv1.DaxImageStatus) bool {
+	strip := func(s daxv1.DaxImageStatus) daxv1.DaxImageStatus {
+		s.Conditions = append([]metav1.Condition(nil), s.Conditions...)
+		for i := range s.Conditions {
+			s.Conditions[i].LastTransitionTime = metav1.Time{}
+		}
+		return s
+	}
+	return equality.Semantic.DeepEqual(strip(a), strip(b))
+}

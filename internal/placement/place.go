@@ -8,6 +8,8 @@ import (
 // Place decides where each image gets its copies. Rules, in order:
 //   - images are placed by priority (high first), then name;
 //   - a pool already holding the image costs nothing and is used first;
+//   - then a pool the image is already placed in (Image.Prefer), while it
+//     fits without eviction: a change elsewhere moves no pending copy;
 //   - a pool seen by several nodes holds one copy for all of them, so pools
 //     reaching more uncovered matching nodes win;
 //   - then the pool with most free space, then the least loaded node;
@@ -184,6 +186,7 @@ func (ip *imagePlan) allMatching(matching, cands []int32) {
 			ip.assign(pi)
 		}
 	}
+	ip.keepPrevious(func() bool { return false }, func() int { return len(matching) })
 	missing := 0
 	for _, ni := range matching {
 		if p.covered[ni] == p.stamp {
@@ -205,6 +208,48 @@ func (ip *imagePlan) allMatching(matching, cands []int32) {
 	}
 }
 
+// keepPrevious assigns the image's preferred (current) pools that are
+// candidates, reach an uncovered matching node, fit without eviction and
+// reach as many uncovered nodes (up to capCov) as any pool their nodes see
+// (a shared pool that appeared since still gathers its nodes' copies into
+// one), until done says enough.
+func (ip *imagePlan) keepPrevious(done func() bool, capCov func() int) {
+	p := ip.p
+	for _, id := range ip.img.Prefer {
+		if done() {
+			return
+		}
+		pi, ok := p.poolIdx[id]
+		if !ok || p.pools[pi].stamp != p.stamp || p.fit(pi, ip.need(pi), ip.prio()) != 0 {
+			continue
+		}
+		c := capCov()
+		if cov := min(p.coverage(pi), c); cov == 0 || cov < ip.bestNear(pi, c) {
+			continue
+		}
+		ip.assign(pi)
+	}
+}
+
+// bestNear is the most uncovered matching nodes (up to capCov) that a pool
+// fitting without eviction reaches, among the pools the matching nodes of
+// pool pi see.
+func (ip *imagePlan) bestNear(pi int32, capCov int) int {
+	p := ip.p
+	best := 0
+	for _, ni := range p.pools[pi].nodes {
+		if p.match[ni] != p.stamp {
+			continue
+		}
+		for _, pj := range p.nodePools[ni] {
+			if pj != pi && p.pools[pj].stamp == p.stamp && p.fit(pj, ip.need(pj), ip.prio()) == 0 {
+				best = max(best, min(p.coverage(pj), capCov))
+			}
+		}
+	}
+	return best
+}
+
 // replicas gives Replicas matching nodes a copy they reach.
 func (ip *imagePlan) replicas(matching, cands []int32) {
 	p := ip.p
@@ -217,6 +262,7 @@ func (ip *imagePlan) replicas(matching, cands []int32) {
 			ip.assign(pi)
 		}
 	}
+	ip.keepPrevious(func() bool { return ip.covered >= target }, func() int { return target - ip.covered })
 	for ip.covered < target {
 		var best choice
 		found := false

@@ -15,6 +15,7 @@ type planner struct {
 	match     []int32 // == stamp: matches the current image
 	covered   []int32 // == stamp: reaches a copy of the current image
 	pools     []poolState
+	poolIdx   map[string]int32   // pool id -> index in pools
 	wantPrio  map[string]int64   // highest priority wanting each digest
 	stagedAt  map[string][]int32 // pools that held or got a copy of each digest
 	stamp     int32
@@ -68,6 +69,7 @@ func newPlanner(nodes []Node, pools []Pool) *planner {
 func (p *planner) mergePools(pools []Pool) {
 	byID := make(map[string]int, len(pools))
 	var merged []poolState
+	p.poolIdx = make(map[string]int32, len(pools))
 	seen := make(map[string]map[string]bool) // pool -> digests present
 	for _, in := range pools {
 		i, ok := byID[in.ID]
@@ -117,6 +119,7 @@ func (p *planner) mergePools(pools []Pool) {
 		}
 		pi := int32(len(p.pools))
 		p.pools = append(p.pools, *ps)
+		p.poolIdx[ps.id] = pi
 		for _, c := range ps.copies {
 			p.stagedAt[c.digest] = append(p.stagedAt[c.digest], pi)
 		}

@@ -27,6 +27,11 @@ type Image struct {
 	// Nodes that match the image's selector. Names not in Place's nodes
 	// (dead or unknown) are ignored.
 	Nodes []string
+	// Prefer lists the pools of the image's current placements. One still
+	// reaching an uncovered matching node and with room without eviction
+	// keeps its copy, so a change elsewhere does not reshuffle every
+	// not-yet-staged copy in the cluster (and the statuses with them).
+	Prefer []string
 }
 
 // Node is a live node. Pools seen only by nodes not listed are ignored: that
