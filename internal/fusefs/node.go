@@ -21,6 +21,9 @@ type filesys struct {
 	ra     *readAhead
 
 	listingsDecoded atomic.Int64 // directory listings read from the image
+	pushBudget      int64        // bytes pushed per listing (pushListed)
+	pushedFiles     atomic.Int64 // files pushed into the kernel's cache
+	readRequests    atomic.Int64 // READs answered
 }
 
 // node is one image inode. Inodes are immutable, so the decoded copy taken
