@@ -5,11 +5,13 @@
 # asked over its socket to serve the pool's extent: no exec per mount, no
 # disk under the image. Cold rows drop the caches, but the pool stays in
 # memory, as device memory does on a node.
-PEER_TITLE[daxfshostpool]="daxfs-fuse (fuse-host, pool)"
+PEER_TITLE[daxfshostpool]="daxfs-fuse (fuse-host from pool)"
 PEER_NEEDS[daxfshostpool]="daxfs"
 
-mount_daxfshostpool() { # TREE MNT
-	local sock=$WORK/fuse-host.sock dir size
+# fill_daxfshostpool: stage TREE's image into a fresh pool, once per tree,
+# before any mount is timed (staging is not part of a mount).
+fill_daxfshostpool() { # TREE
+	local dir size
 	if [[ ${PEER_FILLED[daxfshostpool]:-} != "$1" ]]; then
 		release_daxfshostpool
 		dir=$WORK/shm-daxfshostpool
@@ -22,6 +24,11 @@ mount_daxfshostpool() { # TREE MNT
 		[[ -n $HOSTPOOL_DIGEST ]] || die "pool stage printed no digest; see $OUT/logs/daxfshostpool.log"
 		PEER_FILLED[daxfshostpool]=$1
 	fi
+}
+
+mount_daxfshostpool() { # TREE MNT
+	local sock=$WORK/fuse-host.sock
+	fill_daxfshostpool "$1"
 	start_fusehost
 	HOSTPOOL_HANDLE=$("$HOSTSERVE" -socket "$sock" -pool "memfile:$HOSTPOOL_DIR/pool" -digest "$HOSTPOOL_DIGEST" -mountpoint "$2" 2>>"$OUT/logs/fuse-host.log") ||
 		{ tail -20 "$OUT/logs/fuse-host.log" >&2; die "fuse-host did not serve $HOSTPOOL_DIGEST from the pool"; }
