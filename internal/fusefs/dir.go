@@ -144,7 +144,6 @@ func (d *dirHandle) Readdirent(context.Context) (*fuse.DirEntry, syscall.Errno) 
 	if d.pos >= len(d.ents) {
 		if d.served == 0 { // the kernel's last request: it has every entry
 			d.n.listing.Store(nil)
-			d.n.fsys.pushListed(d.n, d.ents)
 		}
 		return nil, 0
 	}

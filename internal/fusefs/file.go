@@ -44,6 +44,11 @@ func (n *node) Read(_ context.Context, _ fs.FileHandle, dest []byte, off int64) 
 	if off < 0 {
 		return nil, syscall.EINVAL
 	}
+	if off == 0 && f.pushBudget > 0 {
+		if d := n.parentDir(); d != nil && !d.pushed.Load() {
+			f.pushSiblings(d, n)
+		}
+	}
 	if f.mapped {
 		b, err := f.im.FileBytes(n.in.Ino)
 		if err != nil {

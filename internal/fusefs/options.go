@@ -22,11 +22,11 @@ type Options struct {
 	// that do open files in their mount need the probe: without it the Go
 	// runtime's epoll registration of such a file deadlocks the server.
 	NoSelfAccess bool
-	// PushListedKB bounds how many KiB of small files' contents are stored
-	// into the kernel's page cache when a directory's listing has been read
-	// to its end (see pushListed), so a cold walk reads them without a READ
-	// each. 0 means 2048; negative pushes nothing.
-	PushListedKB int
+	// PushSiblingsKB bounds how many KiB of a directory's small files are
+	// stored into the kernel's page cache when the first of its files is
+	// read (see pushSiblings), so a cold walk that reads files reads the
+	// rest without a READ each. 0 means 2048; negative pushes nothing.
+	PushSiblingsKB int
 	// LookupIndexBudget bounds how many directory entries the name indexes
 	// of big directories hold in total. 0 means DefaultLookupIndexBudget.
 	LookupIndexBudget int
@@ -75,10 +75,10 @@ func (o Options) readAheadKB() int {
 
 func (o Options) pushBudget() int64 {
 	switch {
-	case o.PushListedKB == 0:
+	case o.PushSiblingsKB == 0:
 		return defaultPushKB << 10
-	case o.PushListedKB < 0:
+	case o.PushSiblingsKB < 0:
 		return 0
 	}
-	return int64(o.PushListedKB) << 10
+	return int64(o.PushSiblingsKB) << 10
 }

@@ -2,30 +2,31 @@ package fusefs
 
 import (
 	"syscall"
-
-	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// pushListed stores the contents of the small regular files of a directory
-// whose listing was just read to its end into the kernel's page cache
-// (FUSE NOTIFY_STORE), in stored order, up to the mount's push budget.
-// A cold walk (tar, a container's start-up) then reads them without a READ
-// round trip each: one context switch to this server and one back per
-// small file, which on a busy or virtualised host cost more than the copy.
-// It runs in the last READDIRPLUS, after the kernel has linked every entry
-// of the earlier replies, so each child has a kernel inode to store into.
-// Anything it cannot push (an inode the kernel already forgot, a fault on
-// a cut-short image) is skipped: the READ path serves it as before.
-func (f *filesys) pushListed(dir *node, ents []fuse.DirEntry) {
+// pushSiblings stores the contents of the small regular files of dir into
+// the kernel's page cache (FUSE NOTIFY_STORE), in stored order, up to the
+// mount's push budget, the first time a file of dir is read from its start.
+// A cold walk that reads files (tar, a container's start-up) then reads the
+// rest of the directory without a READ round trip each: one context switch
+// to this server and one back per small file, which on a busy or
+// virtualised host cost more than the copy. A walk that only lists and
+// stats (find) reads no file and pushes nothing. Only files the kernel
+// already knows (listed with READDIRPLUS or looked up) can be pushed; the
+// rest, and anything that fails (an inode the kernel forgot, a fault on a
+// cut-short image), are served by READ as before.
+func (f *filesys) pushSiblings(dir, reading *node) {
 	budget := f.pushBudget
-	if budget <= 0 || !f.mapped {
+	if budget <= 0 || !f.mapped || !dir.pushed.CompareAndSwap(false, true) {
 		return
 	}
-	guardFaults()
 	defer func() { _ = recover() }() // a fault on the mapping: stop pushing
-	for i := range ents {
-		e := &ents[i]
-		if e.Mode&syscall.S_IFMT != syscall.S_IFREG {
+	ents, err := f.im.ReadDir(dir.in.Ino)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.Mode&syscall.S_IFMT != syscall.S_IFREG || e.Ino == reading.in.Ino {
 			continue
 		}
 		ch := dir.GetChild(e.Name)
@@ -50,4 +51,14 @@ func (f *filesys) pushListed(dir *node, ents []fuse.DirEntry) {
 		budget -= int64(len(b))
 		f.pushedFiles.Add(1)
 	}
+}
+
+// parentDir is the directory n was found in (any one, for a hard link).
+func (n *node) parentDir() *node {
+	_, p := n.Parent()
+	if p == nil {
+		return nil
+	}
+	d, _ := p.Operations().(*node)
+	return d
 }

@@ -10,11 +10,13 @@ import (
 	"github.com/daxfs-csi/daxfs-csi/pkg/image"
 )
 
-// TestPushListed: once a directory has been listed, its small files are in
-// the kernel's page cache and read without a READ, up to PushListedKB in
-// stored order; files over maxPushFile and everything past the budget are
-// read as before; a negative budget pushes nothing. Contents are exact.
-func TestPushListed(t *testing.T) {
+// TestPushSiblings: listing a directory pushes nothing; the first read of
+// one of its files stores the directory's other small files into the
+// kernel's page cache, which are then read without a READ, up to
+// PushSiblingsKB in stored order; files over maxPushFile and everything
+// past the budget are read as before; a negative budget pushes nothing.
+// Contents are exact.
+func TestPushSiblings(t *testing.T) {
 	data := func(n int, seed byte) []byte {
 		b := make([]byte, n)
 		for i := range b {
@@ -24,13 +26,14 @@ func TestPushListed(t *testing.T) {
 	}
 	tr := newTestTree()
 	tr.add("/d", syscall.S_IFDIR|0o755, nil)
+	order := []string{"a", "e", "b", "big"}
 	files := map[string][]byte{
 		"a":   data(8<<10, 1),
+		"e":   data(300, 4),
 		"b":   data(8<<10+100, 2),
 		"big": data(maxPushFile+4096, 3),
-		"e":   data(300, 4),
 	}
-	for _, name := range []string{"a", "b", "big", "e"} {
+	for _, name := range order {
 		tr.add("/d/"+name, syscall.S_IFREG|0o644, files[name])
 	}
 	img := tr.bytes()
@@ -38,12 +41,12 @@ func TestPushListed(t *testing.T) {
 	cases := []struct {
 		name     string
 		kb       int
-		noReadOf []string // read without a READ request
+		noReadOf []string // read without a READ request, after a
 		readOf   []string // each needs READs
 	}{
-		{"default", 0, []string{"a", "b", "e"}, []string{"big"}},
-		{"budget 12 KiB", 12, []string{"a"}, []string{"b", "e"}},
-		{"off", -1, nil, []string{"a", "b", "e"}},
+		{"default", 0, []string{"e", "b"}, []string{"big"}},
+		{"budget 8 KiB", 8, []string{"e"}, []string{"b", "big"}},
+		{"off", -1, nil, []string{"e", "b", "big"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -51,9 +54,12 @@ func TestPushListed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, mnt := mountTest(t, im, Options{PushListedKB: c.kb})
+			s, mnt := mountTest(t, im, Options{PushSiblingsKB: c.kb})
 			if _, err := os.ReadDir(filepath.Join(mnt, "d")); err != nil {
 				t.Fatal(err)
+			}
+			if n := s.fsys.pushedFiles.Load(); n != 0 {
+				t.Errorf("a listing pushed %d files, want none", n)
 			}
 			check := func(name string, wantRead bool) {
 				before := s.fsys.readRequests.Load()
@@ -68,6 +74,7 @@ func TestPushListed(t *testing.T) {
 					t.Errorf("%s: %d READ requests; want a READ: %v", name, n, wantRead)
 				}
 			}
+			check("a", true)
 			for _, name := range c.noReadOf {
 				check(name, false)
 			}
