@@ -7,8 +7,9 @@
 PEER_TITLE[daxfspool]="daxfs-fuse (pool)"
 PEER_NEEDS[daxfspool]="daxfs"
 
-mount_daxfspool() { # TREE MNT
-	local mnt=$2 spec
+# fill_daxfspool: stage once per tree, before any mount is timed.
+fill_daxfspool() { # TREE
+	local spec
 	if [[ ${PEER_FILLED[daxfspool]:-} != "$1" ]]; then
 		release_daxfspool
 		# A tmpfs of our own: /dev/shm may be small (64 MiB in containers).
@@ -22,6 +23,11 @@ mount_daxfspool() { # TREE MNT
 		[[ -n $POOL_DIGEST ]] || die "pool stage printed no digest; see $OUT/logs/daxfspool.log"
 		PEER_FILLED[daxfspool]=$1
 	fi
+}
+
+mount_daxfspool() { # TREE MNT
+	local mnt=$2
+	fill_daxfspool "$1"
 	# shellcheck disable=SC2086
 	start_fuse_peer daxfspool "$OUT/logs/daxfspool.log" "$mnt" \
 		"$DAXFS_BIN" fuse-serve --pool "memfile:$POOL_FILE" --digest "$POOL_DIGEST" --mountpoint "$mnt" $DAXFS_SERVE_ARGS

@@ -237,17 +237,24 @@ func BenchmarkColdFUSE(b *testing.B) {
 		{"readall", readAll},
 		{"tar", tarSize},
 	} {
-		b.Run(w.name, func(b *testing.B) {
-			for b.Loop() {
-				b.StopTimer()
-				s, mnt := mountTest(b, im, Options{})
-				b.StartTimer()
-				w.run(b, mnt)
-				b.StopTimer()
-				unmountTest(b, s)
-				b.StartTimer()
+		// push-off: without PushSiblingsKB's stores every small file is a READ.
+		for _, push := range []int{0, -1} {
+			name := w.name
+			if push < 0 {
+				name += "/push-off"
 			}
-		})
+			b.Run(name, func(b *testing.B) {
+				for b.Loop() {
+					b.StopTimer()
+					s, mnt := mountTest(b, im, Options{PushSiblingsKB: push})
+					b.StartTimer()
+					w.run(b, mnt)
+					b.StopTimer()
+					unmountTest(b, s)
+					b.StartTimer()
+				}
+			})
+		}
 	}
 }
 

@@ -5,5 +5,8 @@
 // is cached for a long time: entries, attributes, negative lookups, symlink
 // targets, directory listings and file pages. File data of images opened
 // with image.OpenBytes is answered straight from the mapped bytes (no copy
-// in this process).
+// in this process). The first read of a file pushes the other small files
+// of its directory into the kernel's page cache (FUSE NOTIFY_STORE,
+// Options.PushSiblingsKB), so a cold walk that reads files does not pay a
+// READ round trip per file.
 package fusefs

@@ -40,8 +40,14 @@ func (n *node) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32, sys
 func (n *node) Read(_ context.Context, _ fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	guardFaults()
 	f := n.fsys
+	f.readRequests.Add(1)
 	if off < 0 {
 		return nil, syscall.EINVAL
+	}
+	if off == 0 && f.pushBudget > 0 {
+		if d := n.parentDir(); d != nil && !d.pushed.Load() {
+			f.pushSiblings(d, n)
+		}
 	}
 	if f.mapped {
 		b, err := f.im.FileBytes(n.in.Ino)

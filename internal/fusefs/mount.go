@@ -38,6 +38,8 @@ func Mount(mountpoint string, im *image.Image, opts Options) (*Server, error) {
 		info:   im.Info(),
 		idx:    newIndexCache(opts.indexBudget()),
 		errs:   &errLog{fsName: opts.fsName()},
+
+		pushBudget: opts.pushBudget(),
 	}
 	timeout := cacheTimeout
 	fopts := &fs.Options{

@@ -21,6 +21,9 @@ type filesys struct {
 	ra     *readAhead
 
 	listingsDecoded atomic.Int64 // directory listings read from the image
+	pushBudget      int64        // bytes pushed per directory (pushSiblings)
+	pushedFiles     atomic.Int64 // files pushed into the kernel's cache
+	readRequests    atomic.Int64 // READs answered
 }
 
 // node is one image inode. Inodes are immutable, so the decoded copy taken
@@ -33,6 +36,9 @@ type node struct {
 	// listing is a directory's decoded entries while a reader is part way
 	// through them (see noOpendir); nil otherwise.
 	listing atomic.Pointer[[]fuse.DirEntry]
+	// pushed: a directory whose small files were stored into the kernel's
+	// cache (pushSiblings runs once per directory node).
+	pushed atomic.Bool
 }
 
 var (

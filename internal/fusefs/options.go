@@ -22,6 +22,11 @@ type Options struct {
 	// that do open files in their mount need the probe: without it the Go
 	// runtime's epoll registration of such a file deadlocks the server.
 	NoSelfAccess bool
+	// PushSiblingsKB bounds how many KiB of a directory's small files are
+	// stored into the kernel's page cache when the first of its files is
+	// read (see pushSiblings), so a cold walk that reads files reads the
+	// rest without a READ each. 0 means 2048; negative pushes nothing.
+	PushSiblingsKB int
 	// LookupIndexBudget bounds how many directory entries the name indexes
 	// of big directories hold in total. 0 means DefaultLookupIndexBudget.
 	LookupIndexBudget int
@@ -39,6 +44,10 @@ const (
 	// maxRequest is the largest READ the kernel may send (256 pages).
 	maxRequest         = 1 << 20
 	defaultReadAheadKB = 1024
+	defaultPushKB      = 2048
+	// maxPushFile: bigger files are read with readahead in 1 MiB READs,
+	// where a round trip is cheap next to the copy.
+	maxPushFile = 128 << 10
 )
 
 func (o Options) allowOther() bool { return o.AllowOther == nil || *o.AllowOther }
@@ -62,4 +71,14 @@ func (o Options) readAheadKB() int {
 		return defaultReadAheadKB
 	}
 	return o.ReadAheadKB
+}
+
+func (o Options) pushBudget() int64 {
+	switch {
+	case o.PushSiblingsKB == 0:
+		return defaultPushKB << 10
+	case o.PushSiblingsKB < 0:
+		return 0
+	}
+	return int64(o.PushSiblingsKB) << 10
 }

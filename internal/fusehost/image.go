@@ -53,6 +53,8 @@ type Opened struct {
 	FSName string
 	Bytes  int
 	close  func()
+
+	populated <-chan struct{} // pool images: closed once the mapping is populated
 }
 
 // Close unmaps the image; only once nothing serves it any more.
@@ -94,7 +96,13 @@ func Open(src Source) (*Opened, error) {
 		closeFn()
 		return nil, err
 	}
-	return &Opened{Image: im, Name: name, FSName: src.fsName(), Bytes: len(data), close: closeFn}, nil
+	o := &Opened{Image: im, Name: name, FSName: src.fsName(), Bytes: len(data), close: closeFn}
+	if src.Pool != "" { // already in memory: map it all now rather than fault per page
+		pop := startPopulate(data)
+		o.populated = pop.done
+		o.close = func() { pop.halt(); closeFn() }
+	}
+	return o, nil
 }
 
 // Mount serves the opened image read-only at mountpoint, after detaching a

@@ -5,6 +5,7 @@
 // the JSON-lines protocol of internal/fusehost (doc.go there).
 //
 //	hostserve -socket S -image FILE -mountpoint DIR
+//	hostserve -socket S -pool SPEC -digest sha256:... -mountpoint DIR
 //	hostserve -socket S -stop HANDLE
 package main
 
@@ -22,14 +23,19 @@ func main() {
 	socket := flag.String("socket", "", "fuse-host's unix socket")
 	image := flag.String("image", "", "image file to serve")
 	mnt := flag.String("mountpoint", "", "where to mount it")
+	pool := flag.String("pool", "", "pool spec (memfile:PATH, ...) holding the image, instead of -image")
+	digest := flag.String("digest", "", "digest of the image's ready extent in -pool")
 	stop := flag.String("stop", "", "handle to stop")
 	flag.Parse()
 	req := map[string]string{"op": "serve", "image": *image, "mountpoint": *mnt}
+	if *pool != "" {
+		req = map[string]string{"op": "serve", "pool": *pool, "digest": *digest, "mountpoint": *mnt}
+	}
 	if *stop != "" {
 		req = map[string]string{"op": "stop", "handle": *stop}
 	}
-	if *socket == "" || (*stop == "" && (*image == "" || *mnt == "")) {
-		fmt.Fprintln(os.Stderr, "usage: hostserve -socket S (-image FILE -mountpoint DIR | -stop HANDLE)")
+	if *socket == "" || (*stop == "" && ((*image == "") == (*pool == "") || *mnt == "")) {
+		fmt.Fprintln(os.Stderr, "usage: hostserve -socket S (-image FILE | -pool SPEC -digest D) -mountpoint DIR | -stop HANDLE")
 		os.Exit(2)
 	}
 	c, err := net.DialTimeout("unix", *socket, 5*time.Second)
