@@ -232,7 +232,8 @@ func (s *Store) SaveTarget(v *Volume, target string) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", p, err)
 	}
-	if err := os.WriteFile(p, b, 0o600); errors.Is(err, fs.ErrNotExist) {
+	err = os.WriteFile(p, b, 0o600)
+	if errors.Is(err, fs.ErrNotExist) { // the volume's first target
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			return fmt.Errorf("write state: %w", err)
 		}

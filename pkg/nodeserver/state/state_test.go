@@ -207,3 +207,17 @@ func TestTornTargetFileDropped(t *testing.T) {
 }
 
 func hasKey(m map[string]Target, k string) bool { _, ok := m[k]; return ok }
+
+// A target record that cannot be written is an error, not a silent
+// success: the publish must fail rather than leave a mount no record names.
+func TestSaveTargetReportsWriteError(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	pv := &Volume{VolumeID: "v", Digest: dg, StagingPath: "/s", Targets: map[string]Target{"/t": {}}}
+	must(t, s.SaveTarget(pv, "/t")) // makes the targets dir
+	pv.Targets["/x"] = Target{}
+	must(t, os.Mkdir(s.targetPath(pv, "/x"), 0o700)) // EISDIR on write
+	if err := s.SaveTarget(pv, "/x"); err == nil {
+		t.Fatal("SaveTarget over a directory: nil error")
+	}
+}
