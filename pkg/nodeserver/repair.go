@@ -94,16 +94,25 @@ func (s *NodeServer) repairMounts(rec *state.Volume, force bool) error {
 }
 
 // stagingServes is the cheap check a new target's publish makes instead of
-// repairVolume: the volume is bound at the image's current mount, the
-// image's FUSE server runs (a killed one is what leaves a dead mount), and
-// the staging path is still a mount. It makes no round trip to the server
-// (most of a publish's time when it did) and does not grow with the
-// volume's other targets; when it fails, repairVolume does the full repair.
-// A server that hangs alive is the health watch's to find.
+// repairVolume: the volume is bound at the image's current mount, that
+// mount has a live server (imageServesCheap), and the staging path is
+// still a mount. It does not grow with the volume's other targets; when it
+// fails, repairVolume does the full repair.
 func (s *NodeServer) stagingServes(rec *state.Volume) bool {
 	s.mu.Lock()
 	im := s.images[rec.Digest]
-	ok := im != nil && im.Backend != "" && im.Generation == rec.ImageGen
+	ok := im != nil && im.Generation == rec.ImageGen
+	s.mu.Unlock()
+	return ok && s.imageServesCheap(im) && isMountRootCached(rec.StagingPath)
+}
+
+// imageServesCheap tells, without a round trip to its FUSE server (most of
+// a publish's time when it made one), that the image mount is up and its
+// server runs: a killed server is what leaves a dead mount. A server that
+// hangs alive is the health watch's to find. False means "check fully".
+func (s *NodeServer) imageServesCheap(im *state.Image) bool {
+	s.mu.Lock()
+	ok := im.Backend != ""
 	pid := -1 // the kernel mount has no server
 	if ok && im.Backend != backendKernel {
 		pid = im.PID
@@ -115,7 +124,7 @@ func (s *NodeServer) stagingServes(rec *state.Volume) bool {
 	if !ok || pid == 0 || (pid > 0 && !proc.Alive(pid)) {
 		return false
 	}
-	return isMountRootCached(rec.StagingPath)
+	return isMountRootCached(s.store.ImageMount(im.Digest))
 }
 
 // repairOthers rebinds the volumes of digest still at an older image
