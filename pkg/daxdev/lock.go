@@ -32,7 +32,11 @@ func (p *Pool) lockTable() (func(), error) {
 		want := p.id.token<<32 | uint64(now.Add(p.opts.lockLease()).Unix())&0xffffffff
 		p.fresh(hdrLock, 8)
 		old := load(p.b, hdrLock)
-		expired := old != 0 && int64(old&0xffffffff) < now.Unix()
+		// A holder sets its expiry one lease ahead; one further out than a
+		// lease plus clock skew (the format claim's rule) is corrupt bytes,
+		// not a holder: waiting for it would hang every opener for years.
+		exp := int64(old & 0xffffffff)
+		expired := old != 0 && (exp < now.Unix() || exp > now.Add(p.opts.lockLease()+time.Minute).Unix())
 		if old == 0 || expired || p.lockHolderDead(old, now) {
 			if old != 0 {
 				klog.InfoS("taking over the pool table lock of a dead or expired holder", "path", p.be.path(), "holder", old>>32, "expired", expired)
