@@ -1,7 +1,6 @@
 package fusehost
 
 import (
-	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -19,15 +18,12 @@ const populateChunk = 8 << 20
 // memory beyond page tables.
 type populator struct {
 	stop atomic.Bool
-	wg   sync.WaitGroup
 	done chan struct{} // closed when the whole range is populated or stopped
 }
 
 func startPopulate(b []byte) *populator {
 	p := &populator{done: make(chan struct{})}
-	p.wg.Add(1)
 	go func() {
-		defer p.wg.Done()
 		defer close(p.done)
 		for off := 0; off < len(b) && !p.stop.Load(); off += populateChunk {
 			// Errors (an old kernel without MADV_POPULATE_READ) only leave
@@ -44,5 +40,5 @@ func startPopulate(b []byte) *populator {
 // stay mapped until then.
 func (p *populator) halt() {
 	p.stop.Store(true)
-	p.wg.Wait()
+	<-p.done
 }

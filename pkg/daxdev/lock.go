@@ -32,11 +32,10 @@ func (p *Pool) lockTable() (func(), error) {
 		want := p.id.token<<32 | uint64(now.Add(p.opts.lockLease()).Unix())&0xffffffff
 		p.fresh(hdrLock, 8)
 		old := load(p.b, hdrLock)
-		// A holder sets its expiry one lease ahead; one further out than a
-		// lease plus clock skew (the format claim's rule) is corrupt bytes,
-		// not a holder: waiting for it would hang every opener for years.
+		// An implausible expiry is corrupt bytes, not a holder: waiting
+		// for it would hang every opener for years.
 		exp := int64(old & 0xffffffff)
-		expired := old != 0 && (exp < now.Unix() || exp > now.Add(p.opts.lockLease()+time.Minute).Unix())
+		expired := old != 0 && (exp < now.Unix() || !p.plausibleExpiry(exp, now))
 		if old == 0 || expired || p.lockHolderDead(old, now) {
 			if old != 0 {
 				klog.InfoS("taking over the pool table lock of a dead or expired holder", "path", p.be.path(), "holder", old>>32, "expired", expired)
@@ -64,6 +63,16 @@ func (p *Pool) lockTable() (func(), error) {
 		}
 		p.mu.Unlock()
 	}, nil
+}
+
+// maxClockSkew is how far another host's clock may run ahead of ours.
+const maxClockSkew = time.Minute
+
+// plausibleExpiry: a lock word or format claim is written with an expiry
+// one lease ahead of its writer's clock; one further out than a lease plus
+// clock skew is no live holder's.
+func (p *Pool) plausibleExpiry(exp int64, now time.Time) bool {
+	return exp <= now.Add(p.opts.lockLease()+maxClockSkew).Unix()
 }
 
 // tableBytes is the header plus the record table (just the header before

@@ -103,7 +103,7 @@ func (p *Pool) openOrFormat() error {
 		// and its formatter keeps the magic zero until the end: foreign
 		// bytes are no claim.
 		exp := int64(claim & 0xffffffff)
-		plausible := claim != 0 && exp <= now.Add(p.opts.lockLease()+time.Minute).Unix()
+		plausible := claim != 0 && p.plausibleExpiry(exp, now)
 		formatting := plausible && exp >= now.Unix() && claim>>32 != p.id.token &&
 			(isPool || allZero(b[hdrMagic:hdrMagic+8]))
 		blank := allZero(b[:hdrFormat]) && allZero(b[hdrFormat+8:headerSize])

@@ -94,8 +94,7 @@ func (f fuseServe) startHosted(digest, dir string) (string, error) {
 	}
 	deadline := time.Now().Add(fuseStopTimeout)
 	for {
-		mi, err := mountAt(dir)
-		if err == nil && mi != nil && hasFsType(mi.FsType, []string{"fuse"}) && fuseAnswers(dir, time.Until(deadline)) {
+		if fuseServesAt(dir, deadline) {
 			klog.V(2).InfoS("fuse-host serves image", "digest", digest, "handle", handle, "mountpoint", dir)
 			return handle, nil
 		}
@@ -106,6 +105,13 @@ func (f fuseServe) startHosted(digest, dir string) (string, error) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// fuseServesAt reports whether dir is a FUSE mount that answers before
+// deadline: what "the server is ready" means, however it was started.
+func fuseServesAt(dir string, deadline time.Time) bool {
+	mi, err := mountAt(dir)
+	return err == nil && mi != nil && hasFsType(mi.FsType, []string{"fuse"}) && fuseAnswers(dir, time.Until(deadline))
 }
 
 // launchServe runs a fuse-serve process for digest and returns its pid.
@@ -127,8 +133,7 @@ func (f fuseServe) launchServe(digest, dir, logPath string) (int, error) {
 	}
 	deadline := time.Now().Add(fuseStartTimeout)
 	for {
-		mi, err := mountAt(dir)
-		if err == nil && mi != nil && hasFsType(mi.FsType, []string{"fuse"}) && fuseAnswers(dir, time.Until(deadline)) {
+		if fuseServesAt(dir, deadline) {
 			klog.V(2).InfoS("fuse-serve ready", "digest", digest, "pid", pid, "mountpoint", dir)
 			return pid, nil
 		}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/daxfs-csi/daxfs-csi/internal/grpccode"
+	"github.com/daxfs-csi/daxfs-csi/pkg/nodeserver/state"
 )
 
 // Staging and target paths are recorded and matched against mountinfo as
@@ -74,28 +75,26 @@ func makeDir(name, p string) error {
 // does not exist). statx says so directly since Linux 5.8; older kernels
 // get a mountinfo lookup.
 func isMountPoint(p string) (bool, error) {
-	var stx unix.Statx_t
-	err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS, &stx)
+	root, known, err := state.MountRoot(p, false)
 	if errors.Is(err, unix.ENOENT) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("statx %s: %w", p, err)
 	}
-	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 {
-		return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, nil
+	if known {
+		return root, nil
 	}
 	mi, err := mountAt(p)
 	return mi != nil, err
 }
 
 // isMountRootCached reports whether p is a mount point, from the inode's
-// cached attributes (AT_STATX_DONT_SYNC: no round trip to a FUSE server
-// beneath). False when the kernel cannot tell (before 5.8).
+// cached attributes (no round trip to a FUSE server beneath). False when
+// the kernel cannot tell (before 5.8).
 func isMountRootCached(p string) bool {
-	var stx unix.Statx_t
-	err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC, 0, &stx)
-	return err == nil && stx.Attributes_mask&stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+	root, _, err := state.MountRoot(p, true)
+	return err == nil && root
 }
 
 // checkFreePath refuses a path a new staging or target mount would stack on

@@ -435,15 +435,14 @@ func mountedUnder(dir string) (string, error) {
 		if !d.IsDir() {
 			return nil
 		}
-		var stx unix.Statx_t
-		if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS, &stx); err != nil {
+		root, known, err := MountRoot(p, false)
+		switch {
+		case err != nil:
 			found = p
 			return fs.SkipAll
-		}
-		if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+		case !known:
 			return errNoMountRoot
-		}
-		if stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+		case root:
 			found = p
 			return fs.SkipAll
 		}
@@ -456,6 +455,25 @@ func mountedUnder(dir string) (string, error) {
 }
 
 var errNoMountRoot = errors.New("statx has no STATX_ATTR_MOUNT_ROOT")
+
+// MountRoot asks statx whether p is the root of a mount. known is false
+// where the kernel cannot say (before Linux 5.8, no STATX_ATTR_MOUNT_ROOT).
+// With cached, the inode's cached attributes answer (AT_STATX_DONT_SYNC):
+// no round trip to a FUSE server beneath p.
+func MountRoot(p string, cached bool) (root, known bool, err error) {
+	flags, mask := unix.AT_SYMLINK_NOFOLLOW, uint32(unix.STATX_BASIC_STATS)
+	if cached {
+		flags, mask = flags|unix.AT_STATX_DONT_SYNC, 0
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p, flags, int(mask), &stx); err != nil {
+		return false, false, err
+	}
+	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+		return false, false, nil
+	}
+	return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, true, nil
+}
 
 func mountedUnderByMountinfo(dir string) (string, error) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
